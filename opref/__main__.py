@@ -1,0 +1,5 @@
+import sys
+
+from opref.cli import main
+
+sys.exit(main())

@@ -1,0 +1,110 @@
+"""The ``opref`` command line: argument parsing only; the work is done by the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from opref import readings as rd
+from opref.errors import SpecError
+from opref.geometry import formula_lines, geometry, to_dict
+from opref.version import __version__
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _reading(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected AMBIGUITY=READING, got {text!r}")
+    return key, value
+
+
+def _add_attribute_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--x-shape", type=_ints, required=True, help="X's shape, e.g. 1,1,3,3")
+    p.add_argument("--w-shape", type=_ints, required=True, help="W's shape, e.g. 1,2,3,3")
+    p.add_argument("--auto-pad", default="NOTSET", help="NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+    for name in ("dilations", "kernel_shape", "output_padding", "output_shape", "pads", "strides"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=_ints, default=None, dest=name)
+    p.add_argument("--group", type=int, default=1)
+    p.add_argument("--opset", type=int, default=22)
+    p.add_argument("--bias", action="store_true", help="the node has a bias input B of shape [M]")
+    p.add_argument(
+        "--reading",
+        type=_reading,
+        action="append",
+        default=[],
+        metavar="ID=READING",
+        help=f"a non-default reading, e.g. {rd.NEGATIVE_TOTAL_PADDING}=clamp",
+    )
+
+
+def _attributes(args: argparse.Namespace) -> dict:
+    return {
+        "auto_pad": args.auto_pad,
+        "dilations": args.dilations,
+        "group": args.group,
+        "kernel_shape": args.kernel_shape,
+        "output_padding": args.output_padding,
+        "output_shape": args.output_shape,
+        "pads": args.pads,
+        "strides": args.strides,
+    }
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    geo = geometry(
+        args.x_shape,
+        args.w_shape,
+        **_attributes(args),
+        opset=args.opset,
+        readings=dict(args.reading),
+        b_shape=[args.w_shape[1] * args.group] if args.bias and len(args.w_shape) > 1 else None,
+    )
+    if args.json:
+        print(json.dumps(to_dict(geo), indent=2))
+        return 0
+    print(f"ConvTranspose X{list(geo.x_shape)} W{list(geo.w_shape)} group={geo.group} opset={geo.opset}")
+    ignored = " (pads ignored)" if geo.rule.value == "output_shape" and args.pads else ""
+    print(f"rule: {geo.rule.value}{ignored}")
+    for line in formula_lines(geo):
+        print(line)
+    print(f"pads (begins, then ends): {list(geo.pads)}")
+    print(f"output shape: {list(geo.output_shape)}")
+    if not geo.ambiguities:
+        print("ambiguities: none (the spec text fully determines this result)")
+    for aid in geo.ambiguities:
+        amb = rd.AMBIGUITIES[aid]
+        print(f"ambiguity {aid}: {amb.summary}")
+        print(f"    computed under reading '{geo.readings[aid]}': {amb.readings[geo.readings[aid]]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opref", description="ONNX ConvTranspose reference, vectors and validator"
+    )
+    parser.add_argument("--version", action="version", version=f"opref {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("explain", help="resolve pads and output shape for shapes and attributes")
+    _add_attribute_options(p)
+    p.add_argument("--json", action="store_true", help="print the resolved geometry as JSON")
+    p.set_defaults(func=cmd_explain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        print(f"opref: error: {exc}", file=sys.stderr)
+        return 2

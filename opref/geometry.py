@@ -1,0 +1,369 @@
+"""Attributes and shapes -> resolved pads, output shape, the deciding rule and ambiguity tags.
+
+Pure integer arithmetic; no arrays. Formulas are those of section 2 of
+``shared/spec/convtranspose.md``; rule violations are those of its must-reject list and
+raise :class:`opref.SpecError`; ambiguity ids and readings come from :mod:`opref.readings`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from opref import readings as rd
+from opref.dtypes import dtype_of
+from opref.errors import SpecError
+
+AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+# Largest output (elements) opref computes; larger requests are refused before allocating.
+MAX_OUTPUT_ELEMENTS = 2**27
+
+
+class Rule(enum.StrEnum):
+    """What decided the pads (section 2 of the spec notes)."""
+
+    PADS = "pads"  # explicit pads (or their default of zeros)
+    OUTPUT_SHAPE = "output_shape"  # T = F - output_shape; pads ignored
+    SAME = "auto_pad SAME"  # T = F - input * stride
+    VALID = "auto_pad VALID"  # no padding
+
+
+# How a total padding T is halved under each reading of negative-total-padding.
+_HALF: Mapping[str, Callable[[int], int]] = MappingProxyType(
+    {
+        "floor": lambda t: t // 2,
+        "trunc": lambda t: int(t / 2),
+        "clamp": lambda t: t // 2,  # applied to max(T, 0), see _resolve_axis
+    }
+)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The arithmetic of one spatial axis, every number the formulas use."""
+
+    input: int  # I
+    kernel: int  # k
+    stride: int  # s
+    dilation: int  # d
+    output_padding: int  # a
+    full_extent: int  # F = s*(I-1) + a + (k-1)*d + 1
+    target: int | None  # O* for output_shape, I*s (+a) for SAME, else None
+    total_padding: int  # T
+    pad_begin: int
+    pad_end: int
+    output: int
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Everything about a ConvTranspose configuration that does not depend on values."""
+
+    x_shape: tuple[int, ...]
+    w_shape: tuple[int, ...]
+    group: int
+    auto_pad: str
+    kernel_shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    output_padding: tuple[int, ...]
+    pads: tuple[int, ...]  # resolved, ONNX order: all begins, then all ends
+    output_shape: tuple[int, ...]  # full: N, M, spatial...
+    total_padding: tuple[int, ...]
+    rule: Rule
+    ambiguities: tuple[str, ...]  # ids from opref.readings, in table order
+    readings: Mapping[str, str]
+    opset: int
+    axes: tuple[Axis, ...]
+
+    @property
+    def spatial_rank(self) -> int:
+        return len(self.axes)
+
+
+def _as_int(name: str, value: object) -> int:
+    # bool is an int subclass, and floats such as 2.0 are not attribute values in ONNX.
+    if isinstance(value, bool):
+        raise SpecError(name, value, "must be an integer")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise SpecError(name, value, "must be an integer") from None
+
+
+def _int_tuple(name: str, value: object, length: int | None, what: str) -> tuple[int, ...]:
+    if isinstance(value, str | bytes | Mapping):
+        raise SpecError(name, value, "must be a list of integers")
+    try:
+        seq = list(value)
+    except TypeError:
+        raise SpecError(name, value, "must be a list of integers") from None
+    items = tuple(_as_int(f"{name}[{i}]", v) for i, v in enumerate(seq))
+    if length is not None and len(items) != length:
+        raise SpecError(name, list(items), f"must have {length} entries ({what})")
+    return items
+
+
+def _at_least(name: str, values: tuple[int, ...], minimum: int) -> None:
+    for i, v in enumerate(values):
+        if v < minimum:
+            raise SpecError(f"{name}[{i}]", v, f"must be >= {minimum}")
+
+
+def _check_shapes(x_shape, w_shape, group, b_shape):
+    x = _int_tuple("X.shape", x_shape, None, "")
+    if len(x) < 3:
+        raise SpecError("X.shape", list(x), "must have rank >= 3 (N, C, at least one spatial axis)")
+    if x[0] < 0:
+        raise SpecError("X.shape[0]", x[0], "must be >= 0")
+    for i, v in enumerate(x[1:], start=1):
+        if v < 1:
+            raise SpecError(f"X.shape[{i}]", v, "must be >= 1")
+    w = _int_tuple("W.shape", w_shape, len(x), f"the rank of X, {len(x)}")
+    for i, v in enumerate(w):
+        if v < 1:
+            raise SpecError(f"W.shape[{i}]", v, "must be >= 1")
+    if w[0] != x[1]:
+        raise SpecError("W.shape[0]", w[0], f"must equal the input channels C = X.shape[1] = {x[1]}")
+    group = _as_int("group", group)
+    if group < 1:
+        raise SpecError("group", group, "must be >= 1")
+    if x[1] % group:
+        raise SpecError("group", group, f"must divide the input channels C = {x[1]}")
+    m = w[1] * group
+    if b_shape is not None:
+        b = _int_tuple("B.shape", b_shape, None, "")
+        if b != (m,):
+            raise SpecError("B.shape", list(b), f"must be [M] = [{m}] (W.shape[1] * group)")
+    return x, w, group
+
+
+def geometry(
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    *,
+    auto_pad: str = "NOTSET",
+    dilations: Sequence[int] | None = None,
+    group: int = 1,
+    kernel_shape: Sequence[int] | None = None,
+    output_padding: Sequence[int] | None = None,
+    output_shape: Sequence[int] | None = None,
+    pads: Sequence[int] | None = None,
+    strides: Sequence[int] | None = None,
+    opset: int = 22,
+    readings: Mapping[str, str] | None = None,
+    b_shape: Sequence[int] | None = None,
+    dtype: object | None = None,
+) -> Geometry:
+    """Resolve a ConvTranspose configuration (spec notes section 2) or raise SpecError.
+
+    ``readings`` picks a non-default reading per ambiguity id (see :mod:`opref.readings`);
+    ``b_shape`` and ``dtype``, when given, are checked too (B must be [M]; bfloat16 needs
+    opset 22).
+    """
+    chosen = rd.resolve_readings(readings)
+    opset = _as_int("opset", opset)
+    if opset < 1:
+        raise SpecError("opset", opset, "must be >= 1")
+    if dtype is not None:
+        dt = dtype_of(dtype)
+        if opset < dt.min_opset:
+            raise SpecError("opset", opset, f"must be >= {dt.min_opset} for {dt.name} inputs")
+    x, w, group = _check_shapes(x_shape, w_shape, group, b_shape)
+    r = len(x) - 2
+    spatial = f"one per spatial axis, {r}"
+
+    if kernel_shape is None:
+        kernel = w[2:]
+    else:
+        kernel = _int_tuple("kernel_shape", kernel_shape, r, spatial)
+        _at_least("kernel_shape", kernel, 1)
+        if kernel != w[2:]:
+            raise SpecError("kernel_shape", list(kernel), f"must equal W's spatial shape {list(w[2:])}")
+    s = _int_tuple("strides", strides if strides is not None else [1] * r, r, spatial)
+    _at_least("strides", s, 1)
+    d = _int_tuple("dilations", dilations if dilations is not None else [1] * r, r, spatial)
+    _at_least("dilations", d, 1)
+    a = _int_tuple("output_padding", output_padding if output_padding is not None else [0] * r, r, spatial)
+    _at_least("output_padding", a, 0)
+    for i in range(r):
+        if chosen[rd.OUTPUT_PADDING_BOUND] == "stride":
+            if a[i] >= s[i]:
+                raise SpecError(f"output_padding[{i}]", a[i], f"must be less than stride={s[i]}")
+        elif a[i] >= max(s[i], d[i]):
+            raise SpecError(
+                f"output_padding[{i}]", a[i], f"must be less than max(stride, dilation)={max(s[i], d[i])}"
+            )
+
+    if not isinstance(auto_pad, str) or auto_pad not in AUTO_PADS:
+        raise SpecError("auto_pad", auto_pad, f"must be one of {list(AUTO_PADS)}")
+    p = None
+    if pads is not None:
+        if auto_pad != "NOTSET":
+            raise SpecError(
+                "pads",
+                list(pads) if not isinstance(pads, str) else pads,
+                f"cannot be used together with auto_pad={auto_pad}",
+            )
+        p = _int_tuple("pads", pads, 2 * r, f"a begin and an end for each of {r} spatial axes")
+        _at_least("pads", p, 0)
+    o_star = None
+    if output_shape is not None:
+        o_star = _int_tuple("output_shape", output_shape, None, "")
+        if len(o_star) == r + 2 and r > 0:
+            raise SpecError(
+                "output_shape", list(o_star), f"must list the {r} spatial sizes only, not N and C"
+            )
+        if len(o_star) != r:
+            raise SpecError("output_shape", list(o_star), f"must have {r} entries ({spatial})")
+        _at_least("output_shape", o_star, 1)
+
+    if o_star is not None:
+        rule = Rule.OUTPUT_SHAPE
+    elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        rule = Rule.SAME
+    elif auto_pad == "VALID":
+        rule = Rule.VALID
+    else:
+        rule = Rule.PADS
+        p = p or (0,) * (2 * r)
+
+    upper = auto_pad == "SAME_UPPER"
+    tags: set[str] = set()
+    if opset < 11 and chosen[rd.OPSET1_SPLIT] == "v1-text":
+        upper = not upper
+    axes = []
+    for i in range(r):
+        k_eff = (kernel[i] - 1) * d[i] + 1
+        full = s[i] * (x[2 + i] - 1) + a[i] + k_eff
+        if s[i] <= a[i] < d[i]:
+            tags.add(rd.OUTPUT_PADDING_BOUND)
+        target = None
+        if rule is Rule.PADS:
+            pb, pe = p[i], p[i + r]
+            total = pb + pe
+            out = full - total
+        elif rule is Rule.VALID:
+            pb = pe = total = 0
+            out = full
+        else:
+            absorbed = True
+            if rule is Rule.SAME:
+                target = x[2 + i] * s[i]
+                if a[i] > 0:
+                    tags.add(rd.SAME_WITH_OUTPUT_PADDING)
+                    absorbed = chosen[rd.SAME_WITH_OUTPUT_PADDING] == "in-total"
+                if not absorbed:
+                    target += a[i]
+            else:
+                target = o_star[i]
+            total = full - target
+            if total < 0:
+                tags.add(rd.NEGATIVE_TOTAL_PADDING)
+            if opset < 11 and total % 2:
+                tags.add(rd.OPSET1_SPLIT)
+            how = chosen[rd.NEGATIVE_TOTAL_PADDING]
+            split = max(total, 0) if how == "clamp" else total
+            half = _HALF[how](split)
+            pb = half if upper else split - half
+            out = target if rule is Rule.OUTPUT_SHAPE else full - split
+            pe = full - pb - out
+        if out < 1:
+            cause = {Rule.PADS: "pads", Rule.VALID: "auto_pad"}.get(rule, "output_shape")
+            raise SpecError(
+                cause,
+                {"pads": list(p or ()), "auto_pad": auto_pad, "output_shape": list(o_star or ())}[cause],
+                f"leaves output size {out} on spatial axis {i}; it must be >= 1",
+            )
+        axes.append(Axis(x[2 + i], kernel[i], s[i], d[i], a[i], full, target, total, pb, pe, out))
+
+    m = w[1] * group
+    full_out = (x[0], m, *(ax.output for ax in axes))
+    if math.prod(full_out) > MAX_OUTPUT_ELEMENTS:
+        raise SpecError(
+            "output_shape",
+            list(full_out),
+            f"has {math.prod(full_out)} elements; opref refuses more than {MAX_OUTPUT_ELEMENTS}",
+        )
+    gemm = x[0] * m * math.prod(kernel) * math.prod(x[2:])
+    if gemm > MAX_OUTPUT_ELEMENTS:
+        raise SpecError(
+            "X.shape",
+            list(x),
+            f"needs {gemm} intermediate products; opref refuses more than {MAX_OUTPUT_ELEMENTS}",
+        )
+    return Geometry(
+        x_shape=x,
+        w_shape=w,
+        group=group,
+        auto_pad=auto_pad,
+        kernel_shape=kernel,
+        strides=s,
+        dilations=d,
+        output_padding=a,
+        pads=tuple(ax.pad_begin for ax in axes) + tuple(ax.pad_end for ax in axes),
+        output_shape=full_out,
+        total_padding=tuple(ax.total_padding for ax in axes),
+        rule=rule,
+        ambiguities=tuple(aid for aid in rd.AMBIGUITIES if aid in tags),
+        readings=MappingProxyType(chosen),
+        opset=opset,
+        axes=tuple(axes),
+    )
+
+
+def to_dict(geo: Geometry) -> dict:
+    """A JSON-ready view of a Geometry (used by ``opref explain --json`` and manifests)."""
+    return {
+        "x_shape": list(geo.x_shape),
+        "w_shape": list(geo.w_shape),
+        "group": geo.group,
+        "auto_pad": geo.auto_pad,
+        "kernel_shape": list(geo.kernel_shape),
+        "strides": list(geo.strides),
+        "dilations": list(geo.dilations),
+        "output_padding": list(geo.output_padding),
+        "pads": list(geo.pads),
+        "output_shape": list(geo.output_shape),
+        "total_padding": list(geo.total_padding),
+        "full_extent": [ax.full_extent for ax in geo.axes],
+        "rule": geo.rule.value,
+        "ambiguities": list(geo.ambiguities),
+        "readings": {k: geo.readings[k] for k in geo.ambiguities},
+        "opset": geo.opset,
+    }
+
+
+def formula_lines(geo: Geometry) -> list[str]:
+    """Per spatial axis, the spec notes' section-2 formulas with this case's numbers."""
+    lines = []
+    for i, ax in enumerate(geo.axes):
+        lines.append(
+            f"axis {i}: F = s*(I-1) + a + (k-1)*d + 1 = {ax.stride}*({ax.input}-1) + "
+            f"{ax.output_padding} + ({ax.kernel}-1)*{ax.dilation} + 1 = {ax.full_extent}"
+        )
+        if geo.rule is Rule.PADS:
+            lines.append(
+                f"        O = F - pad_begin - pad_end = {ax.full_extent} - {ax.pad_begin} - "
+                f"{ax.pad_end} = {ax.output}"
+            )
+            continue
+        if geo.rule is Rule.VALID:
+            lines.append(f"        VALID: no padding, O = F = {ax.output}")
+            continue
+        what = "output_shape" if geo.rule is Rule.OUTPUT_SHAPE else "input*stride"
+        if geo.rule is Rule.SAME and ax.target != ax.input * ax.stride:
+            what = "input*stride + output_padding"
+        lines.append(f"        T = F - {what} = {ax.full_extent} - {ax.target} = {ax.total_padding}")
+        side = "end" if geo.auto_pad == "SAME_UPPER" else "beginning"
+        lines.append(
+            f"        split ({geo.auto_pad}: an odd unit goes to the {side}): "
+            f"pad_begin = {ax.pad_begin}, pad_end = {ax.pad_end}"
+        )
+        lines.append(f"        O = F - pad_begin - pad_end = {ax.output}")
+    return lines

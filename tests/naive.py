@@ -1,0 +1,92 @@
+"""An independent ConvTranspose for tests: a direct loop over output positions (gather form).
+
+Written from the spec notes' formulas without looking at opref.geometry/opref.reference:
+its own pad resolution (default readings only), its own loops, exact float64 sums through
+math.fsum. Slow; use on small shapes only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+
+def naive_pads(
+    x_shape,
+    w_shape,
+    auto_pad="NOTSET",
+    dilations=None,
+    output_padding=None,
+    output_shape=None,
+    pads=None,
+    strides=None,
+):
+    """(pads_begin, pads_end, out_sizes) straight from spec notes section 2."""
+    r = len(x_shape) - 2
+    s = strides or [1] * r
+    d = dilations or [1] * r
+    a = output_padding or [0] * r
+    begins, ends, outs = [], [], []
+    for i in range(r):
+        full = s[i] * (x_shape[2 + i] - 1) + a[i] + (w_shape[2 + i] - 1) * d[i] + 1
+        if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            target = output_shape[i] if output_shape is not None else x_shape[2 + i] * s[i]
+            total = full - target
+            small, large = math.floor(total / 2), total - math.floor(total / 2)
+            b, e = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+        elif auto_pad == "VALID":
+            b = e = 0
+        else:
+            p = pads or [0] * (2 * r)
+            b, e = p[i], p[i + r]
+        begins.append(b)
+        ends.append(e)
+        outs.append(full - b - e)
+    return begins, ends, outs
+
+
+def naive_conv_transpose(
+    X,
+    W,
+    B=None,
+    *,
+    auto_pad="NOTSET",
+    dilations=None,
+    group=1,
+    kernel_shape=None,
+    output_padding=None,
+    output_shape=None,
+    pads=None,
+    strides=None,
+):
+    """Float64 output of ConvTranspose by the gather formula, summed exactly."""
+    X = np.asarray(X).astype(np.float64)
+    W = np.asarray(W).astype(np.float64)
+    r = X.ndim - 2
+    s = strides or [1] * r
+    d = dilations or [1] * r
+    begins, _, outs = naive_pads(
+        X.shape, W.shape, auto_pad, dilations, output_padding, output_shape, pads, strides
+    )
+    n, c = X.shape[:2]
+    cg, mg = c // group, W.shape[1]
+    Y = np.zeros((n, mg * group, *outs))
+    for b, oc in itertools.product(range(n), range(mg * group)):
+        g, m = divmod(oc, mg)
+        for o in itertools.product(*(range(v) for v in outs)):
+            terms = [] if B is None else [float(B[oc])]
+            for kappa in itertools.product(*(range(k) for k in W.shape[2:])):
+                # o + pad_begin = i*s + kappa*d must hold on every axis for an integer i.
+                idx = []
+                for ax in range(r):
+                    num = o[ax] + begins[ax] - kappa[ax] * d[ax]
+                    if num % s[ax] or not 0 <= num // s[ax] < X.shape[2 + ax]:
+                        break
+                    idx.append(num // s[ax])
+                else:
+                    for ci in range(cg):
+                        terms.append(X[(b, g * cg + ci, *idx)] * W[(g * cg + ci, m, *kappa)])
+            Y[(b, oc, *o)] = math.fsum(terms)
+    return Y

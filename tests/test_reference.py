@@ -1,0 +1,217 @@
+"""opref.conv_transpose against the seed examples, ONNX's backend cases and a direct loop."""
+
+from __future__ import annotations
+
+import warnings
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from naive import naive_conv_transpose, naive_pads
+
+import opref
+from opref.dtypes import DTYPES
+
+# --- the seed document's examples (shared/seed), expected arrays as printed there ---------
+
+SEED_X = np.array([[0.0, 1.0], [2.0, 3.0]])
+SEED_X9 = np.arange(9.0).reshape(1, 1, 3, 3)
+SEED_K4 = np.arange(4.0).reshape(1, 1, 2, 2)
+
+SEED_CASES = {
+    "basic": (SEED_X.reshape(1, 1, 2, 2), SEED_X.reshape(1, 1, 2, 2), {}, [[0, 0, 1], [0, 4, 6], [4, 12, 9]]),
+    "stride2": (
+        SEED_X9,
+        SEED_K4,
+        {"strides": [2, 2]},
+        [
+            [0, 0, 0, 1, 0, 2],
+            [0, 0, 2, 3, 4, 6],
+            [0, 3, 0, 4, 0, 5],
+            [6, 9, 8, 12, 10, 15],
+            [0, 6, 0, 7, 0, 8],
+            [12, 18, 14, 21, 16, 24],
+        ],
+    ),
+    "stride2_pad1": (
+        SEED_X9,
+        SEED_K4,
+        {"strides": [2, 2], "pads": [1, 1, 1, 1]},
+        [[0, 2, 3, 4], [3, 0, 4, 0], [9, 8, 12, 10], [6, 0, 7, 0]],
+    ),
+    "stride2_dilation2": (
+        SEED_X9,
+        SEED_K4,
+        {"strides": [2, 2], "dilations": [2, 2]},
+        [
+            [0, 0, 0, 0, 1, 0, 2],
+            [0] * 7,
+            [0, 0, 5, 0, 11, 0, 11],
+            [0] * 7,
+            [6, 0, 23, 0, 29, 0, 23],
+            [0] * 7,
+            [12, 0, 32, 0, 37, 0, 24],
+        ],
+    ),
+    "two_channels": (
+        np.stack([SEED_X, SEED_X]).reshape(1, 2, 2, 2),
+        np.stack([SEED_X, SEED_X]).reshape(2, 1, 2, 2),
+        {},
+        [[0, 0, 2], [0, 8, 12], [8, 24, 18]],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_CASES))
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_seed_examples(name, dtype):
+    x, w, attrs, expected = SEED_CASES[name]
+    dt = DTYPES[dtype].numpy
+    y = opref.conv_transpose(x.astype(dt), w.astype(dt), **attrs)
+    assert y.dtype == dt
+    np.testing.assert_array_equal(
+        y.astype(np.float64)[0, 0],
+        np.array(expected, dtype=np.float64),
+        err_msg=f"seed {name} {attrs} {dtype}",
+    )
+
+
+# --- ONNX's own backend cases, from the installed onnx package ----------------------------
+
+
+def _onnx_cases():
+    from onnx import helper
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from onnx.backend.test.case.node import collect_testcases
+
+        cases = collect_testcases("ConvTranspose")
+    out = []
+    for case in cases:
+        node = case.model.graph.node[0]
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+        inputs, outputs = case.data_sets[0]
+        out.append(pytest.param(inputs, outputs[0], attrs, id=case.name))
+    return out
+
+
+ONNX_CASES = _onnx_cases()
+
+
+def test_all_eleven_onnx_cases_found():
+    assert len(ONNX_CASES) == 11, [p.id for p in ONNX_CASES]
+
+
+@pytest.mark.parametrize(("inputs", "expected", "attrs"), ONNX_CASES)
+def test_onnx_backend_case(inputs, expected, attrs):
+    y = opref.conv_transpose(*inputs, **attrs)
+    assert y.dtype == expected.dtype
+    np.testing.assert_array_equal(y, expected, err_msg=f"attrs={attrs}")
+
+
+# --- property test against the direct loop ------------------------------------------------
+
+
+@st.composite
+def configs(draw):
+    r = draw(st.integers(1, 3))
+    small = r == 3
+    n = draw(st.integers(1, 2))
+    group = draw(st.integers(1, 3))
+    cg, mg = draw(st.integers(1, 2)), draw(st.integers(1, 2 if small else 3))
+    x_sp = [draw(st.integers(1, 3 if small else 5)) for _ in range(r)]
+    k = [draw(st.integers(1, 2 if small else 3)) for _ in range(r)]
+    s = [draw(st.integers(1, 3)) for _ in range(r)]
+    d = [draw(st.integers(1, 3)) for _ in range(r)]
+    a = [draw(st.integers(0, max(si, di) - 1)) for si, di in zip(s, d, strict=True)]
+    attrs = {"strides": s, "dilations": d, "group": group}
+    if draw(st.booleans()):
+        attrs["output_padding"] = a
+    if draw(st.booleans()):
+        attrs["kernel_shape"] = k
+    mode = draw(
+        st.sampled_from(
+            ["NOTSET", "pads", "output_shape", "SAME_UPPER", "SAME_LOWER", "VALID", "output_shape+SAME_UPPER"]
+        )
+    )
+    if mode == "pads":
+        attrs["pads"] = [draw(st.integers(0, 3)) for _ in range(2 * r)]
+    elif mode.startswith("output_shape"):
+        attrs["output_shape"] = [draw(st.integers(1, 14)) for _ in range(r)]
+        if "+" in mode:
+            attrs["auto_pad"] = "SAME_UPPER"
+    elif mode != "NOTSET":
+        attrs["auto_pad"] = mode
+    dtype = draw(st.sampled_from(sorted(DTYPES)))
+    bias = draw(st.booleans())
+    seed = draw(st.integers(0, 2**31 - 1))
+    return (n, cg * group, *x_sp), (cg * group, mg, *k), bias, attrs, dtype, seed
+
+
+def _grid_values(rng, shape, dtype):
+    # Multiples of 1/4 of at most 4 significant bits: every float64 sum below is exact and
+    # fits float32, so rounding the fsum through float32 rounds once for every dtype.
+    ints = rng.randint(-15, 16, size=shape)
+    return (ints / 4.0).astype(DTYPES[dtype].numpy)
+
+
+@given(configs())
+def test_matches_direct_loop(cfg):
+    x_shape, w_shape, bias, attrs, dtype, seed = cfg
+    rng = np.random.RandomState(seed)
+    X, W = _grid_values(rng, x_shape, dtype), _grid_values(rng, w_shape, dtype)
+    B = _grid_values(rng, (w_shape[1] * attrs["group"],), dtype) if bias else None
+    plain = {k: v for k, v in attrs.items() if k not in ("group", "kernel_shape")}
+    outs = naive_pads(x_shape, w_shape, **plain)[2]
+    if min(outs) < 1:
+        with pytest.raises(opref.SpecError):
+            opref.conv_transpose(X, W, B, **attrs)
+        return
+    y = opref.conv_transpose(X, W, B, **attrs)
+    expected = naive_conv_transpose(X, W, B, **attrs).astype(np.float32).astype(DTYPES[dtype].numpy)
+    assert y.dtype == X.dtype
+    assert y.shape == expected.shape, f"{x_shape} {w_shape} {attrs}"
+    np.testing.assert_array_equal(y, expected, err_msg=f"X{x_shape} W{w_shape} B={bias} {attrs} {dtype}")
+
+
+def test_result_is_float64_sum_rounded_once():
+    # 1 + 2**-9 + 2**-30 lies above the bfloat16 midpoint 1 + 2**-8 only by 2**-30; rounding
+    # through float32 would land on the midpoint and then tie to 1.0.
+    X = np.array([1.0, 2.0**-8, 2.0**-30], dtype=np.float32).reshape(1, 3, 1)
+    W = np.ones((3, 1, 1), dtype=np.float32)
+    assert float(opref.conv_transpose(X, W)[0, 0, 0]) == np.float32(1 + 2.0**-8 + 2.0**-30)
+    Xb, Wb = X.astype(ml_dtypes.bfloat16), W.astype(ml_dtypes.bfloat16)
+    assert float(Xb[0, 2, 0]) == 2.0**-30
+    y = opref.conv_transpose(Xb, Wb)
+    assert float(y[0, 0, 0]) == 1 + 2.0**-7, float(y[0, 0, 0])
+
+
+def test_infinities_and_nans_propagate():
+    # IEEE arithmetic over every term of the scatter sum: inf*0 and inf-inf are NaN.
+    X = np.array([np.inf, 1.0, 2.0], dtype=np.float32).reshape(1, 1, 3)
+    W = np.array([1.0, 2.0], dtype=np.float32).reshape(1, 1, 2)
+    np.testing.assert_array_equal(opref.conv_transpose(X, W)[0, 0], [np.inf, np.inf, 4.0, 4.0])
+    X = np.array([-np.inf, np.inf, np.nan], dtype=np.float32).reshape(1, 1, 3)
+    W = np.array([1.0, 1.0], dtype=np.float32).reshape(1, 1, 2)
+    y = opref.conv_transpose(X, W)[0, 0]
+    assert y[0] == -np.inf and np.isnan(y[1:]).all(), y
+
+
+def test_group_bias_is_per_output_channel():
+    X = np.ones((1, 4, 1), dtype=np.float32)
+    W = np.ones((4, 2, 1), dtype=np.float32)
+    B = np.array([10, 20, 30, 40], dtype=np.float32)
+    y = opref.conv_transpose(X, W, B, group=2)
+    np.testing.assert_array_equal(y[0, :, 0], [12, 22, 32, 42])
+
+
+def test_rank_five_input():
+    rng = np.random.RandomState(3)
+    X = _grid_values(rng, (1, 2, 2, 1, 2, 2, 1), "float64")
+    W = _grid_values(rng, (2, 1, 2, 1, 1, 2, 2), "float64")
+    attrs = {"strides": [1, 2, 1, 2, 1], "pads": [0, 0, 1, 0, 0, 1, 0, 0, 0, 1]}
+    np.testing.assert_array_equal(opref.conv_transpose(X, W, **attrs), naive_conv_transpose(X, W, **attrs))
