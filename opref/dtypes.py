@@ -108,7 +108,8 @@ def ulp(values: np.ndarray, dtype: DType) -> np.ndarray:
     """The spacing of ``dtype`` at each (float64) value: one unit in the last place."""
     values = np.abs(np.asarray(values, dtype=np.float64))
     _, exp = np.frexp(values)
-    exp = np.maximum(exp, dtype.min_exponent + 1)
+    # frexp gives 0 for zero; zero's neighbours are the smallest subnormals, like tiny values.
+    exp = np.where(values == 0, dtype.min_exponent + 1, np.maximum(exp, dtype.min_exponent + 1))
     return np.ldexp(1.0, exp - dtype.mantissa_bits)
 
 
