@@ -87,6 +87,30 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from opref.cases import catalog
+    from opref.vectors import generate, progress_bar
+
+    cases = catalog(
+        args.suite, opsets=args.opset, dtypes=args.dtype, only=args.only, random=args.random, seed=args.seed
+    )
+    if not cases:
+        print("opref: error: no case matches the filters", file=sys.stderr)
+        return 2
+    parameters = {
+        "suite": args.suite,
+        "opsets": args.opset,
+        "dtypes": args.dtype,
+        "only": args.only,
+        "random": args.random,
+        "seed": args.seed,
+    }
+    show = progress_bar if sys.stderr.isatty() and not args.quiet else None
+    summary = generate(args.out, cases, parameters, progress=show)
+    print(summary.line())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="opref", description="ONNX ConvTranspose reference, vectors and validator"
@@ -97,14 +121,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_attribute_options(p)
     p.add_argument("--json", action="store_true", help="print the resolved geometry as JSON")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("generate", help="write a conformance suite in ONNX's backend-test layout")
+    p.add_argument("--out", required=True, help="the suite directory (replaced atomically)")
+    p.add_argument("--suite", choices=["default", "full"], default="default")
+    p.add_argument("--opset", type=int, action="append", help="keep only cases of this opset (repeatable)")
+    p.add_argument("--dtype", action="append", help="keep only cases of this dtype (repeatable)")
+    p.add_argument("--only", action="append", metavar="GLOB", help="keep only cases whose name matches")
+    p.add_argument("--random", type=int, default=0, metavar="N", help="add N seeded random configurations")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="the seed of --random")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from opref.vectors import SuiteError
+
     try:
         return args.func(args)
-    except SpecError as exc:
+    except (SpecError, SuiteError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2

@@ -68,7 +68,7 @@ def dtype_of(array_or_dtype: object, what: str = "X") -> DType:
     """The DType of an array, numpy dtype or name; SpecError for anything else."""
     if isinstance(array_or_dtype, DType):
         return array_or_dtype
-    dt = getattr(array_or_dtype, "dtype", array_or_dtype)
+    dt = array_or_dtype.dtype if isinstance(array_or_dtype, np.ndarray | np.generic) else array_or_dtype
     if isinstance(dt, str) and dt in DTYPES:
         return DTYPES[dt]
     try:

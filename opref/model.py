@@ -79,11 +79,13 @@ def make_model(
     dtype: str,
     opset: int,
     y_shape: Sequence[int | None] | None = None,
+    w_dtype: str | None = None,
 ) -> onnx.ModelProto:
     """A one-node model with concrete input shapes.
 
     ``y_shape`` is the output's declared shape; omitted, it is computed by opref's geometry
     (so an invalid configuration must pass it, with None for unknown dimensions).
+    ``w_dtype`` gives W (and B) another type than X: only for must-reject cases.
     """
     elem = dtype_of(dtype).onnx_type
     if y_shape is None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opref.dtypes import DType, dtype_of, round_from_float64
+from opref.dtypes import DTYPES, DType, dtype_of, round_from_float64
 from opref.errors import SpecError
 from opref.geometry import Axis, Geometry, geometry
 
@@ -139,7 +139,7 @@ def _assemble(phases, plans, geo: Geometry, dtype: DType) -> np.ndarray:
 def conv_transpose_float64(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry) -> np.ndarray:
     """The output of ``geo`` on float64 operands, in float64 (no rounding to X's dtype)."""
     phases, plans = _accumulate(X, W, B, geo)
-    return _assemble(phases, plans, geo, dtype_of(np.float64))
+    return _assemble(phases, plans, geo, DTYPES["float64"])
 
 
 def conv_transpose(
