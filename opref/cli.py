@@ -111,6 +111,50 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shard(text: str) -> tuple[int, int]:
+    i, sep, n = text.partition("/")
+    try:
+        shard = (int(i), int(n))
+    except ValueError:
+        shard = (0, 0)
+    if not sep or not 1 <= shard[0] <= shard[1]:
+        raise argparse.ArgumentTypeError(f"expected i/n with 1 <= i <= n, got {text!r}")
+    return shard
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import json as _json
+    from pathlib import Path
+
+    from opref.runtimes import RuntimeSpecError
+    from opref.validate import parse_expected, summary_lines, validate
+
+    try:
+        expected = parse_expected(Path(args.expected).read_text(), args.expected) if args.expected else []
+        runtimes = args.runtime or ["ort:cpu"]
+        result = validate(
+            args.vectors,
+            runtimes,
+            only=args.only,
+            shard=args.shard,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            expected=expected,
+        )
+    except (OSError, ValueError, RuntimeSpecError) as exc:
+        print(f"opref: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "results.json.tmp"
+    tmp.write_text(_json.dumps(result.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
+    tmp.replace(out / "results.json")
+    for line in summary_lines(result):
+        print(line)
+    print(f"results: {out / 'results.json'}")
+    return result.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="opref", description="ONNX ConvTranspose reference, vectors and validator"
@@ -132,6 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the seed of --random")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("validate", help="run runtimes over a suite and give each case a verdict")
+    p.add_argument("vectors", help="a suite directory (opref generate's output, e.g. vectors/)")
+    p.add_argument(
+        "--runtime",
+        action="append",
+        metavar="SPEC",
+        help="ort:cpu (default), ort:cuda?use_tf32=0, ort:<Provider>, onnx-reference, openvino, "
+        "py:MODULE:FACTORY; repeatable",
+    )
+    p.add_argument("--out", required=True, help="directory for results.json")
+    p.add_argument("--expected", help="file of known failures: 'runtime case-glob verdict # reason' lines")
+    p.add_argument("--only", action="append", metavar="GLOB", help="only cases whose name matches")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes per runtime")
+    p.add_argument("--shard", type=_shard, help="run only shard i of n, e.g. 2/4")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per case before 'timeout'")
+    p.set_defaults(func=cmd_validate)
     return parser
 
 

@@ -38,7 +38,8 @@ _HALF: Mapping[str, Callable[[int], int]] = MappingProxyType(
     {
         "floor": lambda t: t // 2,
         "trunc": lambda t: int(t / 2),
-        "clamp": lambda t: t // 2,  # applied to max(T, 0), see _resolve_axis
+        "clamp": lambda t: t // 2,  # applied to max(T, 0), see geometry()
+        "reject": lambda t: t // 2,  # only reached for T >= 0
     }
 )
 
@@ -265,6 +266,13 @@ def geometry(
             total = full - target
             if total < 0:
                 tags.add(rd.NEGATIVE_TOTAL_PADDING)
+                if chosen[rd.NEGATIVE_TOTAL_PADDING] == "reject":
+                    raise SpecError(
+                        "output_shape" if rule is Rule.OUTPUT_SHAPE else "auto_pad",
+                        list(o_star) if rule is Rule.OUTPUT_SHAPE else auto_pad,
+                        f"gives total padding {total} < 0 on spatial axis {i} "
+                        "(reading 'reject' of negative-total-padding)",
+                    )
             if opset < 11 and total % 2:
                 tags.add(rd.OPSET1_SPLIT)
             how = chosen[rd.NEGATIVE_TOTAL_PADDING]

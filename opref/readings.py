@@ -50,6 +50,7 @@ AMBIGUITIES: Mapping[str, Ambiguity] = MappingProxyType(
                         "trunc": "split T with division truncated toward zero",
                         "clamp": "clamp T at 0; SAME then gives the full extent, an "
                         "output_shape larger than it is zero-filled at the end",
+                        "reject": "T < 0 breaks pads >= 0: the model is invalid",
                     }
                 ),
                 followed_by=MappingProxyType({"onnx.reference": "floor", "onnxruntime": "clamp"}),

@@ -381,3 +381,68 @@ def load_manifest(suite: str | os.PathLike) -> dict:
     ):
         raise SuiteError(f"{path}: not an opref manifest")
     return data
+
+
+# --- reading a suite someone else produced ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What checking a suite against its manifest found."""
+
+    records: dict[str, dict]  # cases whose every file is present and unmodified
+    case_problems: dict[str, str]  # case -> what is wrong with its files or record
+    suite_problems: list[str]  # files and directories the manifest does not account for
+
+    @property
+    def ok(self) -> bool:
+        return not self.case_problems and not self.suite_problems
+
+
+def _safe_relative(rel: str) -> bool:
+    p = Path(rel)
+    return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel
+
+
+def verify(suite: str | os.PathLike, manifest: dict | None = None) -> Verification:
+    """Check every file of a suite against the manifest's sha256 before anything reads it.
+
+    A case is refused if a file is missing, modified, or named outside the case directory;
+    files the manifest does not list are reported as suite problems.
+    """
+    root = Path(suite)
+    manifest = manifest if manifest is not None else load_manifest(root)
+    records, problems, listed = {}, {}, set()
+    for rec in manifest["cases"]:
+        name = rec.get("name") if isinstance(rec, dict) else None
+        if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
+            problems[str(name)] = "case name is not a plain directory name"
+            continue
+        files = rec.get("files")
+        if not isinstance(files, dict) or "model.onnx" not in files:
+            problems[name] = "manifest record lists no files"
+            continue
+        bad = []
+        for rel, digest in sorted(files.items()):
+            if not _safe_relative(rel):
+                bad.append(f"{rel}: path leaves the case directory")
+                continue
+            path = root / "node" / name / rel
+            listed.add(path)
+            if path.is_symlink():
+                bad.append(f"{rel}: is a symbolic link")
+            elif not path.is_file():
+                bad.append(f"{rel}: missing")
+            elif _sha(path.read_bytes()) != digest:
+                bad.append(f"{rel}: sha256 differs from the manifest (modified)")
+        if bad:
+            problems[name] = "; ".join(bad)
+        else:
+            records[name] = rec
+    extra = []
+    node = root / "node"
+    if node.is_dir():
+        for path in sorted(node.rglob("*")):
+            if (path.is_file() or path.is_symlink()) and path not in listed:
+                extra.append(f"{path.relative_to(root)}: not in the manifest")
+    return Verification(records, problems, extra)

@@ -1,0 +1,77 @@
+"""Runtime specs (``ort:cuda?use_tf32=0``, ``onnx-reference``, ``openvino``, ``py:module:factory``)
+and the adapters behind them. One file per runtime; adding one is one entry in ``_FACTORIES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from urllib.parse import parse_qsl
+
+from opref.runtimes.base import Adapter, Outcome, RuntimeInfo, Status
+
+
+class RuntimeSpecError(ValueError):
+    """A runtime spec string cannot be understood."""
+
+
+def _ort(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.ort import OrtAdapter
+
+    if not arg:
+        raise RuntimeSpecError(f"{spec!r}: name a provider, e.g. ort:cpu or ort:cuda")
+    return OrtAdapter(spec, arg, options)
+
+
+def _onnx_reference(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.onnx_reference import OnnxReferenceAdapter
+
+    return OnnxReferenceAdapter(spec, options)
+
+
+def _openvino(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.openvino import OpenVinoAdapter
+
+    if arg:
+        options = {"device": arg, **options}
+    return OpenVinoAdapter(spec, options)
+
+
+def _python(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    module, _, factory = arg.partition(":")
+    if not module or not factory:
+        raise RuntimeSpecError(f"{spec!r}: write py:MODULE:FACTORY")
+    try:
+        return getattr(importlib.import_module(module), factory)(spec, options)
+    except (ImportError, AttributeError) as exc:
+        raise RuntimeSpecError(f"{spec!r}: {exc}") from None
+
+
+_FACTORIES: dict[str, Callable[[str, str, dict[str, str]], Adapter]] = {
+    "ort": _ort,
+    "onnx-reference": _onnx_reference,
+    "openvino": _openvino,
+    "py": _python,
+}
+
+
+def parse(spec: str) -> tuple[str, str, dict[str, str]]:
+    """Split ``kind[:arg][?k=v&...]`` into its parts; RuntimeSpecError if the kind is unknown."""
+    head, _, query = spec.partition("?")
+    kind, _, arg = head.partition(":")
+    if kind not in _FACTORIES:
+        raise RuntimeSpecError(f"{spec!r}: unknown runtime {kind!r}; known: {sorted(_FACTORIES)}")
+    try:
+        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    except ValueError:
+        raise RuntimeSpecError(f"{spec!r}: options must be key=value pairs joined by &") from None
+    return kind, arg, options
+
+
+def create(spec: str) -> Adapter:
+    """Build the adapter a spec names (in the calling process: call it in a worker)."""
+    kind, arg, options = parse(spec)
+    return _FACTORIES[kind](spec, arg, options)
+
+
+__all__ = ["Adapter", "Outcome", "RuntimeInfo", "RuntimeSpecError", "Status", "create", "parse"]

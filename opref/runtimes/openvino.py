@@ -1,0 +1,58 @@
+"""OpenVINO itself (the ``openvino`` extra), CPU device, f32 inference precision unless asked.
+
+Its CPU plugin's default precision on CPUs with bf16 support is bf16 (spec notes section 4),
+so ``INFERENCE_PRECISION_HINT`` is pinned to f32; ``openvino?INFERENCE_PRECISION_HINT=bf16``
+overrides it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from opref.runtimes.base import Outcome, RuntimeInfo, Status
+
+
+class OpenVinoAdapter:
+    def __init__(self, spec: str, options: dict[str, str]):
+        self.spec = spec
+        self.device = options.pop("device", "CPU")
+        self.config = {"INFERENCE_PRECISION_HINT": "f32", **options}
+        try:
+            import openvino as ov
+        except Exception as exc:
+            self._info = RuntimeInfo(
+                spec, "openvino", "", False, f"cannot import openvino ({exc}); install the 'openvino' extra"
+            )
+            return
+        self._ov = ov
+        self._core = ov.Core()
+        devices = self._core.available_devices
+        if self.device not in devices:
+            self._info = RuntimeInfo(
+                spec, "openvino", ov.__version__, False, f"device {self.device} not in {devices}"
+            )
+            return
+        self._info = RuntimeInfo(
+            spec, "openvino", ov.__version__, True, "", {"device": self.device, "config": self.config}
+        )
+
+    def info(self) -> RuntimeInfo:
+        return self._info
+
+    def unit_roundoff(self, dtype: str) -> float | None:
+        hint = self.config.get("INFERENCE_PRECISION_HINT", "f32").lower()
+        if dtype == "float32" and hint in ("bf16", "f16"):
+            return {"bf16": 2.0**-8, "f16": 2.0**-11}[hint]
+        return None
+
+    def run(self, model: bytes, inputs: dict[str, np.ndarray]) -> Outcome:
+        try:
+            ov_model = self._core.read_model(model=model)
+            compiled = self._core.compile_model(ov_model, self.device, self.config)
+            result = compiled(inputs)
+            out = result[compiled.outputs[0]]
+        except Exception as exc:
+            low = str(exc).lower()
+            status = Status.UNSUPPORTED if "not supported" in low or "unsupported" in low else Status.ERROR
+            return Outcome(status, message=f"{type(exc).__name__}: {exc}")
+        return Outcome(Status.OK, np.asarray(out), "", self.device)

@@ -1,0 +1,181 @@
+"""onnxruntime with any execution provider: ``ort:cpu``, ``ort:cuda?use_tf32=0``, ``ort:<Provider>``.
+
+For any provider but CPU the session lists only that provider and sets
+``session.disable_cpu_ep_fallback = "1"``, so a node the provider will not take fails session
+creation (``fallback``) instead of silently running on CPU (spec notes section 4), and
+placement is read back from onnxruntime's own profile of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from opref.dtypes import TF32_UNIT_ROUNDOFF
+from opref.runtimes.base import Outcome, RuntimeInfo, Status
+
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+}
+
+# The message onnxruntime gives when disable_cpu_ep_fallback stops a node going to CPU.
+_FALLBACK_MARKERS = ("fallback to cpu ep has been explicitly disabled", "assigned to the default cpu ep")
+
+
+def provider_name(alias: str) -> str:
+    return PROVIDER_ALIASES.get(alias.lower(), alias)
+
+
+class OrtAdapter:
+    def __init__(self, spec: str, provider: str, options: dict[str, str]):
+        self.spec = spec
+        self.provider = provider_name(provider)
+        self.options = dict(options)
+        if self.provider == "CUDAExecutionProvider":
+            self.options.setdefault("use_tf32", "0")  # fp32 must be fp32 unless asked otherwise
+        self._ort = None
+        self._info = self._probe()
+
+    def _probe(self) -> RuntimeInfo:
+        try:
+            import onnxruntime as ort
+        except Exception as exc:  # ImportError, or a broken native library
+            return RuntimeInfo(self.spec, "onnxruntime", "", False, f"cannot import onnxruntime: {exc}")
+        self._ort = ort
+        available = ort.get_available_providers()
+        details = {
+            "provider": self.provider,
+            "provider_options": self.options,
+            "build_providers": available,
+            "device": ort.get_device(),
+        }
+        if self.provider not in available:
+            return RuntimeInfo(
+                self.spec,
+                "onnxruntime",
+                ort.__version__,
+                False,
+                f"{self.provider} is not in this onnxruntime build's providers {available}",
+                details,
+            )
+        if self.provider != "CPUExecutionProvider":
+            # onnxruntime-gpu lists CUDA even where its libraries cannot load; it then builds
+            # the session on CPU. Only a session that really got the provider proves it.
+            used, log = _probe_session(ort, self.provider, self.options)
+            if self.provider not in used:
+                why = log.strip().splitlines()[-3:] if log.strip() else ["no error was logged"]
+                return RuntimeInfo(
+                    self.spec,
+                    "onnxruntime",
+                    ort.__version__,
+                    False,
+                    f"{self.provider} could not be created here (session got {used}): " + " | ".join(why),
+                    details,
+                )
+        return RuntimeInfo(self.spec, "onnxruntime", ort.__version__, True, "", details)
+
+    def info(self) -> RuntimeInfo:
+        return self._info
+
+    def unit_roundoff(self, dtype: str) -> float | None:
+        tf32 = self.options.get("use_tf32", "0") not in ("0", "false", "False")
+        if self.provider == "CUDAExecutionProvider" and tf32 and dtype == "float32":
+            return TF32_UNIT_ROUNDOFF
+        return None
+
+    def _session_options(self, profile_dir: str | None):
+        so = self._ort.SessionOptions()
+        so.log_severity_level = 4
+        if self.provider != "CPUExecutionProvider":
+            so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+        if profile_dir:
+            so.enable_profiling = True
+            so.profile_file_prefix = os.path.join(profile_dir, "ort")
+        return so
+
+    def run(self, model: bytes, inputs: dict[str, np.ndarray]) -> Outcome:
+        ort = self._ort
+        is_cpu = self.provider == "CPUExecutionProvider"
+        with tempfile.TemporaryDirectory(prefix="opref-ort-") as tmp:
+            try:
+                sess = ort.InferenceSession(
+                    model,
+                    self._session_options(None if is_cpu else tmp),
+                    providers=[(self.provider, self.options)],
+                )
+            except Exception as exc:
+                return _classify(exc)
+            # A session may still have been given another provider; trust only what it says.
+            used = sess.get_providers()
+            if used[:1] != [self.provider]:
+                return Outcome(Status.FALLBACK, message=f"session providers are {used}, not {self.provider}")
+            try:
+                out = sess.run(None, inputs)[0]
+            except Exception as exc:
+                return _classify(exc)
+            placement = self.provider if is_cpu else _profiled_placement(sess)
+        if not is_cpu and placement != self.provider:
+            return Outcome(
+                Status.FALLBACK, out, f"ConvTranspose ran on {placement or 'an unknown provider'}", placement
+            )
+        return Outcome(Status.OK, np.asarray(out), "", placement)
+
+
+def _probe_session(ort, provider: str, options: dict[str, str]) -> tuple[list[str], str]:
+    """Providers a one-node session really got, and what onnxruntime wrote to stderr meanwhile."""
+    from opref.model import make_model
+
+    model = make_model("probe", (1, 1, 3), (1, 1, 3), None, {}, "float32", 11).SerializeToString()
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    with tempfile.TemporaryFile(mode="w+b") as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            used = ort.InferenceSession(model, so, providers=[(provider, options)]).get_providers()
+        except Exception as exc:
+            used = [f"error: {exc}"]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        log.seek(0)
+        return used, log.read().decode(errors="replace")
+
+
+def _profiled_placement(sess) -> str:
+    path = sess.end_profiling()
+    try:
+        with open(path) as fh:
+            events = json.load(fh)
+    except (OSError, ValueError):
+        return ""
+    providers = {
+        e.get("args", {}).get("provider", "")
+        for e in events
+        if e.get("cat") == "Node" and e.get("args", {}).get("op_name") == "ConvTranspose"
+    }
+    providers.discard("")
+    return ",".join(sorted(providers))
+
+
+def _classify(exc: Exception) -> Outcome:
+    text = str(exc)
+    low = text.lower()
+    if any(m in low for m in _FALLBACK_MARKERS):
+        return Outcome(Status.FALLBACK, message=text)
+    if (
+        type(exc).__name__ == "NotImplemented"
+        or "not_implemented" in low
+        or "could not find an implementation" in low
+    ):
+        return Outcome(Status.UNSUPPORTED, message=text)
+    return Outcome(Status.ERROR, message=f"{type(exc).__name__}: {text}")

@@ -1,0 +1,547 @@
+"""Run runtimes over a vector suite in isolated worker processes and give each case a verdict.
+
+Each runtime gets ``jobs`` worker processes started with ``spawn`` (forking after
+onnxruntime or BLAS threads exist can hang). The parent never imports a runtime: it sends
+case names, waits with a deadline, and turns a dead worker into ``crashed`` and a late one
+into ``timeout`` before starting a fresh worker for the rest.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import multiprocessing as mp
+import platform
+import shlex
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+
+import numpy as np
+
+from opref import readings as rd
+from opref.dtypes import DTYPES
+from opref.errors import SpecError
+from opref.reference import conv_transpose
+from opref.runtimes import Outcome, RuntimeInfo, Status, parse
+from opref.tolerance import compare, magnitude_sum
+from opref.vectors import DATA_SET, SuiteError, load_manifest, read_tensor, verify
+from opref.verdicts import NORMATIVE_FAILURES, Verdict
+from opref.version import __version__
+from opref.worker import serve
+
+DEFAULT_TIMEOUT = 60.0
+
+
+# --- running: worker processes ------------------------------------------------------------
+
+
+@dataclass
+class _Worker:
+    process: mp.process.BaseProcess
+    conn: object
+    case: str | None = None
+    deadline: float = 0.0
+    started: float = 0.0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What came back for one case: an Outcome, or how the worker failed."""
+
+    outcome: Outcome | None
+    failure: Verdict | None  # CRASHED or TIMEOUT
+    detail: str
+    seconds: float
+    unit_roundoff: float | None = None
+
+
+def _start(ctx, spec: str, suite: str, executable: str | None) -> tuple[_Worker, RuntimeInfo | None, str]:
+    parent, child = ctx.Pipe()
+    if executable:
+        ctx.set_executable(executable)
+    proc = ctx.Process(target=serve, args=(child, spec, suite), daemon=True)
+    proc.start()
+    child.close()
+    worker = _Worker(proc, parent)
+    try:
+        kind, info = parent.recv()
+    except (EOFError, OSError):
+        proc.join(5)
+        return worker, None, f"worker exited with code {proc.exitcode} before reporting"
+    return worker, info, ""
+
+
+def _stop(worker: _Worker, kill: bool = False) -> None:
+    try:
+        if not kill and worker.process.is_alive():
+            worker.conn.send(None)
+            worker.process.join(5)
+    except (OSError, BrokenPipeError):
+        pass
+    if worker.process.is_alive():
+        worker.process.kill()
+    worker.process.join(5)
+    worker.conn.close()
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "worker stopped answering"
+    if code < 0:
+        import signal
+
+        try:
+            return f"worker killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"worker killed by signal {-code}"
+    return f"worker exited with code {code}"
+
+
+def run_runtime(
+    spec: str,
+    suite: str | Path,
+    cases: Sequence[tuple[str, str]],
+    *,
+    jobs: int = 1,
+    timeout: float = DEFAULT_TIMEOUT,
+    executable: str | None = None,
+    on_result: Callable[[str, Finished], None] | None = None,
+) -> tuple[RuntimeInfo, dict[str, Finished]]:
+    """Run ``cases`` ((name, dtype) pairs) on one runtime; RuntimeInfo says if it was available."""
+    ctx = mp.get_context("spawn")
+    suite = str(Path(suite).absolute())
+    pending = list(cases)
+    results: dict[str, Finished] = {}
+    workers: list[_Worker] = []
+    first, info, why = _start(ctx, spec, suite, executable)
+    if info is None or not info.available:
+        _stop(first)
+        return info or RuntimeInfo(spec, spec, "", False, why), results
+    workers.append(first)
+    try:
+        while len(workers) < min(jobs, len(pending)):
+            w, _, _ = _start(ctx, spec, suite, executable)
+            workers.append(w)
+        idle = list(workers)
+        busy: list[_Worker] = []
+        while pending or busy:
+            while idle and pending:
+                w = idle.pop()
+                name, dtype = pending.pop(0)
+                w.case, w.started = name, time.monotonic()
+                w.deadline = w.started + timeout
+                try:
+                    w.conn.send((name, dtype))
+                except (OSError, BrokenPipeError):
+                    pending.insert(0, (name, dtype))
+                    _stop(w, kill=True)
+                    w = _start(ctx, spec, suite, executable)[0]
+                    idle.append(w)
+                    continue
+                busy.append(w)
+            now = time.monotonic()
+            ready = wait([w.conn for w in busy], timeout=max(0.0, min(w.deadline for w in busy) - now))
+            now = time.monotonic()
+            for w in list(busy):
+                finished, replace = None, False
+                if w.conn in ready:
+                    try:
+                        _, name, outcome, u = w.conn.recv()
+                        finished = Finished(outcome, None, "", now - w.started, u)
+                    except (EOFError, OSError):
+                        w.process.join(5)
+                        finished = Finished(
+                            None, Verdict.CRASHED, _exit_reason(w.process.exitcode), now - w.started
+                        )
+                        replace = True
+                elif now >= w.deadline:
+                    finished = Finished(
+                        None, Verdict.TIMEOUT, f"no answer within {timeout:g} s", now - w.started
+                    )
+                    replace = True
+                if finished is None:
+                    continue
+                results[w.case] = finished
+                if on_result:
+                    on_result(w.case, finished)
+                busy.remove(w)
+                if replace:
+                    _stop(w, kill=True)
+                    workers.remove(w)
+                    if pending:
+                        w = _start(ctx, spec, suite, executable)[0]
+                        workers.append(w)
+                    else:
+                        continue
+                w.case = None
+                idle.append(w)
+    finally:
+        for w in workers:
+            _stop(w)
+    return info, results
+
+
+# --- judging ------------------------------------------------------------------------------
+
+
+@dataclass
+class CaseData:
+    """What the parent reads of a case to judge it (files already verified)."""
+
+    record: dict
+    inputs: list[np.ndarray]
+    expected: np.ndarray | None
+
+
+def load_case_data(suite: Path, record: dict) -> CaseData:
+    d = suite / "node" / record["name"] / DATA_SET
+    inputs = [read_tensor(p.read_bytes()) for p in sorted(d.glob("input_*.pb"))]
+    out = d / "output_0.pb"
+    return CaseData(record, inputs, read_tensor(out.read_bytes()) if out.exists() else None)
+
+
+def _reference(case: CaseData, readings: dict[str, str] | None) -> np.ndarray:
+    rec = case.record
+    return conv_transpose(*case.inputs, **rec["attributes"], opset=rec["opset"], readings=readings)
+
+
+def _matches(case: CaseData, outcome: Outcome, want: np.ndarray, u: float | None) -> tuple[bool, object]:
+    got = outcome.output
+    if got is None or got.shape != want.shape or got.dtype != want.dtype:
+        return False, None
+    rec = case.record
+    tol = rec["tolerance"]
+    dt = DTYPES[rec["dtype"]]
+    X, W, *rest = case.inputs
+    geo_readings = None
+    S = None
+    if not tol["bitexact"]:
+        from opref.geometry import geometry
+
+        geo = geometry(X.shape, W.shape, **rec["attributes"], opset=rec["opset"], readings=geo_readings)
+        if geo.output_shape != want.shape:  # an alternative reading changed the shape
+            S = None
+        S = magnitude_sum(X, W, rest[0] if rest else None, geo) if geo.output_shape == want.shape else None
+    if S is None and not tol["bitexact"]:
+        S = np.abs(want.astype(np.float64)) * 0 + tol["max_magnitude_sum"]
+    cmp = compare(
+        got, want, dt, bitexact=tol["bitexact"], magnitude=S, terms=tol["max_terms"], unit_roundoff=u
+    )
+    return cmp.ok, cmp
+
+
+def _reading_combinations(ids: Iterable[str]) -> list[dict[str, str]]:
+    ids = [aid for aid in rd.AMBIGUITIES if aid in set(ids)]
+    combos = itertools.product(*(rd.AMBIGUITIES[aid].readings for aid in ids))
+    return [dict(zip(ids, c, strict=True)) for c in combos]
+
+
+def followed_readings(case: CaseData, outcome: Outcome | None, u: float | None) -> list[dict[str, str]]:
+    """Every reading combination of the case's ambiguities whose answer the runtime reproduced."""
+    ids = case.record.get("ambiguities") or []
+    found = []
+    for combo in _reading_combinations(ids):
+        try:
+            want = _reference(case, combo)
+        except SpecError:
+            if outcome is not None and outcome.status is Status.ERROR:
+                found.append(combo)
+            continue
+        if outcome is not None and outcome.status is Status.OK and _matches(case, outcome, want, u)[0]:
+            found.append(combo)
+    return found
+
+
+def _describe(combo: dict[str, str]) -> str:
+    return ", ".join(f"'{r}' for {a}" for a, r in combo.items())
+
+
+def judge(case: CaseData, finished: Finished) -> dict:
+    """The verdict of one (case, runtime) run, with the numbers behind it."""
+    rec = case.record
+    out: dict = {
+        "verdict": None,
+        "message": finished.detail,
+        "comparison": None,
+        "reading": None,
+        "placement": "",
+        "seconds": round(finished.seconds, 4),
+    }
+    if finished.failure is not None:
+        out["verdict"] = finished.failure
+        return out
+    oc = finished.outcome
+    out["placement"] = oc.placement
+    out["message"] = oc.message
+    if oc.output is not None:
+        out["got_shape"], out["got_dtype"] = list(oc.output.shape), str(oc.output.dtype)
+    if rec["expect"] == "reject":
+        verdict = {Status.OK: Verdict.ACCEPTED_INVALID, Status.FALLBACK: Verdict.FALLBACK}.get(
+            oc.status, Verdict.REJECTED
+        )
+        out["verdict"] = verdict
+        if verdict is Verdict.ACCEPTED_INVALID:
+            out["message"] = (
+                f"produced an output of shape {list(oc.output.shape)}; must refuse: {rec['reject_message']}"
+            )
+        return out
+    want = case.expected
+    out["expected_shape"] = list(want.shape)
+    if oc.status is Status.UNSUPPORTED:
+        verdict = Verdict.UNSUPPORTED
+    elif oc.status is Status.FALLBACK:
+        verdict = Verdict.FALLBACK
+    elif oc.status is Status.ERROR:
+        verdict = Verdict.ERROR
+    elif oc.output.shape != want.shape:
+        verdict = Verdict.FAIL_SHAPE
+        out["message"] = f"output shape {list(oc.output.shape)}, expected {list(want.shape)}"
+    elif oc.output.dtype != want.dtype:
+        verdict = Verdict.FAIL_VALUES
+        out["message"] = f"output element type {oc.output.dtype}, expected {want.dtype}"
+    else:
+        ok, cmp = _matches(case, oc, want, finished.unit_roundoff)
+        out["comparison"] = cmp.to_dict()
+        verdict = Verdict.PASS if ok else Verdict.FAIL_VALUES
+        if not ok:
+            out["message"] = (
+                f"{cmp.mismatches} elements out of tolerance; first at {list(cmp.first_mismatch)}: "
+                f"expected {cmp.expected_at_first!r}, got {cmp.got_at_first!r}"
+            )
+    if rec.get("ambiguities") and verdict in (
+        Verdict.PASS,
+        Verdict.FAIL_SHAPE,
+        Verdict.FAIL_VALUES,
+        Verdict.ERROR,
+    ):
+        followed = followed_readings(case, oc, finished.unit_roundoff)
+        out["readings_followed"] = followed
+        if verdict is Verdict.PASS:
+            out["reading"] = {aid: rd.AMBIGUITIES[aid].default for aid in rec["ambiguities"]}
+        elif followed:
+            out["reading"] = followed[0]
+            also = "".join(f"; equally '{_describe(c)}'" for c in followed[1:])
+            out["message"] = f"follows {_describe(followed[0])}{also} ({out['message']})"
+            verdict = Verdict.DIVERGENCE
+        else:
+            out["message"] = "matches no documented reading; " + out["message"]
+    out["verdict"] = verdict
+    return out
+
+
+# --- the whole validation -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expectation:
+    runtime: str
+    case_glob: str
+    verdict: str
+    reason: str
+
+
+def parse_expected(text: str, source: str = "expected file") -> list[Expectation]:
+    """Lines of ``runtime case-glob verdict # reason``; ValueError names a bad line."""
+    out = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line, _, reason = raw.partition("#")
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 3:
+            raise ValueError(
+                f"{source}:{n}: expected 'runtime case-glob verdict # reason', got {raw.strip()!r}"
+            )
+        if fields[2] not in {v.value for v in Verdict}:
+            raise ValueError(
+                f"{source}:{n}: unknown verdict {fields[2]!r}; one of {[v.value for v in Verdict]}"
+            )
+        out.append(Expectation(fields[0], fields[1], fields[2], reason.strip()))
+    return out
+
+
+def _expected_by(
+    expectations: Sequence[Expectation], runtime: str, case: str, verdict: str
+) -> Expectation | None:
+    for e in expectations:
+        if (
+            fnmatch.fnmatchcase(runtime, e.runtime)
+            and fnmatch.fnmatchcase(case, e.case_glob)
+            and e.verdict == verdict
+        ):
+            return e
+    return None
+
+
+def select_cases(
+    names: Sequence[str], only: Sequence[str] | None, shard: tuple[int, int] | None
+) -> list[str]:
+    """Filter by name globs, then keep shard i of n (1-based) of the sorted names."""
+    names = sorted(names)
+    if only:
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, g) for g in only)]
+    if shard:
+        i, n = shard
+        names = [name for k, name in enumerate(names) if k % n == i - 1]
+    return names
+
+
+@dataclass
+class Validation:
+    """Everything ``results.json`` holds."""
+
+    suite: str
+    runtimes: list[dict] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
+    suite_problems: list[str] = field(default_factory=list)
+    case_problems: dict[str, str] = field(default_factory=dict)
+    unexpected: list[dict] = field(default_factory=list)
+    stale_expectations: list[dict] = field(default_factory=list)
+    started: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "opref_version": __version__,
+            "suite": self.suite,
+            "started": self.started,
+            "seconds": round(self.seconds, 3),
+            "machine": {
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "processor": platform.processor() or platform.machine(),
+            },
+            "runtimes": self.runtimes,
+            "suite_problems": self.suite_problems,
+            "case_problems": self.case_problems,
+            "records": self.records,
+            "unexpected": self.unexpected,
+            "stale_expectations": self.stale_expectations,
+        }
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.unexpected or self.suite_problems or self.case_problems else 0
+
+
+def reproduce_command(suite: str, spec: str, case: str) -> str:
+    return (
+        f"opref validate {shlex.quote(suite)} --runtime {shlex.quote(spec)} --only {shlex.quote(case)} "
+        f"--out /tmp/opref-repro"
+    )
+
+
+def validate(
+    suite: str | Path,
+    runtimes: Sequence[str],
+    *,
+    only: Sequence[str] | None = None,
+    shard: tuple[int, int] | None = None,
+    jobs: int = 1,
+    timeout: float = DEFAULT_TIMEOUT,
+    expected: Sequence[Expectation] = (),
+    executables: dict[str, str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Validation:
+    """Validate each runtime over the (verified) suite; see :class:`Validation`."""
+    t0 = time.perf_counter()
+    root = Path(suite)
+    for spec in runtimes:
+        parse(spec)  # usage errors before any work
+    manifest = load_manifest(root)
+    checked = verify(root, manifest)
+    result = Validation(
+        str(suite),
+        suite_problems=list(checked.suite_problems),
+        case_problems=dict(checked.case_problems),
+        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    names = select_cases(list(checked.records), only, shard)
+    data: dict[str, CaseData] = {}
+    for name in names:
+        try:
+            data[name] = load_case_data(root, checked.records[name])
+        except (SuiteError, OSError, ValueError) as exc:
+            result.case_problems[name] = f"unreadable: {exc}"
+    names = [n for n in names if n in data]
+    seen: set[tuple[str, str, str]] = set()
+    for spec in runtimes:
+        done = Counter()
+
+        def tick(case, finished, spec=spec, done=done):
+            done["n"] += 1
+            if progress:
+                progress(spec, done["n"], len(names))
+
+        info, finished = run_runtime(
+            spec,
+            root,
+            [(n, data[n].record["dtype"]) for n in names],
+            jobs=jobs,
+            timeout=timeout,
+            executable=(executables or {}).get(spec),
+            on_result=tick,
+        )
+        entry = asdict(info)
+        entry["cases"] = len(finished)
+        result.runtimes.append(entry)
+        for name in names:
+            if name not in finished:
+                continue
+            verdict_info = judge(data[name], finished[name])
+            rec = data[name].record
+            record = {
+                "case": name,
+                "runtime": spec,
+                "runtime_name": info.name,
+                "runtime_version": info.version,
+                "dtype": rec["dtype"],
+                "opset": rec["opset"],
+                "family": rec["family"],
+                "attributes": rec["attributes"],
+                "ambiguities": rec.get("ambiguities") or [],
+                "expect": rec["expect"],
+                **verdict_info,
+                "reproduce": reproduce_command(str(suite), spec, name),
+            }
+            record["verdict"] = str(record["verdict"])
+            result.records.append(record)
+            if Verdict(record["verdict"]) in NORMATIVE_FAILURES:
+                hit = _expected_by(expected, spec, name, record["verdict"])
+                if hit:
+                    record["expected_by"] = f"{hit.runtime} {hit.case_glob} {hit.verdict}"
+                    seen.add((hit.runtime, hit.case_glob, hit.verdict))
+                else:
+                    result.unexpected.append({"case": name, "runtime": spec, "verdict": record["verdict"]})
+    result.stale_expectations = [
+        asdict(e) for e in expected if (e.runtime, e.case_glob, e.verdict) not in seen
+    ]
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def summary_lines(result: Validation) -> list[str]:
+    """A short human summary: per runtime the verdict counts, then what needs a look."""
+    lines = []
+    for rt in result.runtimes:
+        recs = [r for r in result.records if r["runtime"] == rt["spec"]]
+        if not rt["available"]:
+            lines.append(f"{rt['spec']}: unavailable - {rt['reason']}")
+            continue
+        counts = Counter(r["verdict"] for r in recs)
+        body = ", ".join(f"{counts[v]} {v}" for v in Verdict if counts[v])
+        lines.append(f"{rt['spec']} ({rt['name']} {rt['version']}): {len(recs)} cases: {body}")
+    for problem in result.suite_problems:
+        lines.append(f"suite problem: {problem}")
+    for name, problem in sorted(result.case_problems.items()):
+        lines.append(f"case refused: {name}: {problem}")
+    for u in result.unexpected[:20]:
+        lines.append(f"UNEXPECTED {u['verdict']}: {u['runtime']} {u['case']}")
+    if len(result.unexpected) > 20:
+        lines.append(f"... and {len(result.unexpected) - 20} more unexpected failures")
+    lines.append(f"{len(result.unexpected)} unexpected normative failures; {result.seconds:.1f} s")
+    return lines
