@@ -25,9 +25,10 @@ import numpy as np
 from opref import readings as rd
 from opref.dtypes import DTYPES
 from opref.errors import SpecError
+from opref.geometry import geometry
 from opref.reference import conv_transpose
 from opref.runtimes import Outcome, RuntimeInfo, Status, parse
-from opref.tolerance import compare, magnitude_sum
+from opref.tolerance import Comparison, compare, magnitude_sum
 from opref.vectors import DATA_SET, SuiteError, load_manifest, read_tensor, verify
 from opref.verdicts import NORMATIVE_FAILURES, Verdict
 from opref.version import __version__
@@ -68,7 +69,7 @@ def _start(ctx, spec: str, suite: str, executable: str | None) -> tuple[_Worker,
     child.close()
     worker = _Worker(proc, parent)
     try:
-        kind, info = parent.recv()
+        _, info = parent.recv()
     except (EOFError, OSError):
         proc.join(5)
         return worker, None, f"worker exited with code {proc.exitcode} before reporting"
@@ -209,27 +210,32 @@ def _reference(case: CaseData, readings: dict[str, str] | None) -> np.ndarray:
     return conv_transpose(*case.inputs, **rec["attributes"], opset=rec["opset"], readings=readings)
 
 
-def _matches(case: CaseData, outcome: Outcome, want: np.ndarray, u: float | None) -> tuple[bool, object]:
+def _matches(
+    case: CaseData,
+    outcome: Outcome,
+    want: np.ndarray,
+    u: float | None,
+    readings: dict[str, str] | None = None,
+) -> tuple[bool, Comparison | None]:
+    """Does the runtime's output equal ``want`` (bit for bit for exact data, else within the bound)?"""
     got = outcome.output
     if got is None or got.shape != want.shape or got.dtype != want.dtype:
         return False, None
     rec = case.record
     tol = rec["tolerance"]
-    dt = DTYPES[rec["dtype"]]
-    X, W, *rest = case.inputs
-    geo_readings = None
-    S = None
+    magnitude = None
     if not tol["bitexact"]:
-        from opref.geometry import geometry
-
-        geo = geometry(X.shape, W.shape, **rec["attributes"], opset=rec["opset"], readings=geo_readings)
-        if geo.output_shape != want.shape:  # an alternative reading changed the shape
-            S = None
-        S = magnitude_sum(X, W, rest[0] if rest else None, geo) if geo.output_shape == want.shape else None
-    if S is None and not tol["bitexact"]:
-        S = np.abs(want.astype(np.float64)) * 0 + tol["max_magnitude_sum"]
+        X, W, *rest = case.inputs
+        geo = geometry(X.shape, W.shape, **rec["attributes"], opset=rec["opset"], readings=readings)
+        magnitude = magnitude_sum(X, W, rest[0] if rest else None, geo)
     cmp = compare(
-        got, want, dt, bitexact=tol["bitexact"], magnitude=S, terms=tol["max_terms"], unit_roundoff=u
+        got,
+        want,
+        DTYPES[rec["dtype"]],
+        bitexact=tol["bitexact"],
+        magnitude=magnitude,
+        terms=tol["max_terms"],
+        unit_roundoff=u,
     )
     return cmp.ok, cmp
 
@@ -251,7 +257,7 @@ def followed_readings(case: CaseData, outcome: Outcome | None, u: float | None) 
             if outcome is not None and outcome.status is Status.ERROR:
                 found.append(combo)
             continue
-        if outcome is not None and outcome.status is Status.OK and _matches(case, outcome, want, u)[0]:
+        if outcome is not None and outcome.status is Status.OK and _matches(case, outcome, want, u, combo)[0]:
             found.append(combo)
     return found
 
