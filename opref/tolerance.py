@@ -52,7 +52,7 @@ class Comparison:
     max_ulp: int
     max_bound_fraction: float  # largest |error| / bound over all elements (0 when exact)
     mismatches: int
-    first_mismatch: tuple[int, ...] | None
+    first_mismatch: list[int] | None
     expected_at_first: float | None
     got_at_first: float | None
 
@@ -94,7 +94,7 @@ def compare(
             fraction = np.where(err == 0, 0.0, err / bound)
         bad = ~(err <= bound)
     count = int(bad.sum())
-    first = tuple(int(i) for i in np.argwhere(bad)[0]) if count else None
+    first = [int(i) for i in np.argwhere(bad)[0]] if count else None
     return Comparison(
         ok=count == 0,
         bitexact_required=bitexact,
@@ -103,6 +103,6 @@ def compare(
         max_bound_fraction=float(fraction.max(initial=0.0)),
         mismatches=count,
         first_mismatch=first,
-        expected_at_first=None if first is None else float(exp64[first]),
-        got_at_first=None if first is None else float(got64[first]),
+        expected_at_first=None if first is None else float(exp64[tuple(first)]),
+        got_at_first=None if first is None else float(got64[tuple(first)]),
     )
