@@ -155,6 +155,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from opref.report import load_results, write_report
+
+    try:
+        results = load_results(args.results)
+    except ValueError as exc:
+        print(f"opref: error: {exc}", file=sys.stderr)
+        return 2
+    report = write_report(results, args.out)
+    print(
+        f"report: {args.out}/index.md ({len(report.records)} results, "
+        f"{report.data['unexpected_count']} unexpected normative failures)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="opref", description="ONNX ConvTranspose reference, vectors and validator"
@@ -193,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=_shard, help="run only shard i of n, e.g. 2/4")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per case before 'timeout'")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("report", help="render results.json files as index.md, report.json, junit.xml, a plot")
+    p.add_argument("results", nargs="+", help="results.json files or the directories holding them")
+    p.add_argument("--out", required=True, help="the report directory")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -13,6 +13,7 @@ import itertools
 import multiprocessing as mp
 import platform
 import shlex
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -40,15 +41,6 @@ DEFAULT_TIMEOUT = 60.0
 # --- running: worker processes ------------------------------------------------------------
 
 
-@dataclass
-class _Worker:
-    process: mp.process.BaseProcess
-    conn: object
-    case: str | None = None
-    deadline: float = 0.0
-    started: float = 0.0
-
-
 @dataclass(frozen=True)
 class Finished:
     """What came back for one case: an Outcome, or how the worker failed."""
@@ -60,46 +52,85 @@ class Finished:
     unit_roundoff: float | None = None
 
 
-def _start(ctx, spec: str, suite: str, executable: str | None) -> tuple[_Worker, RuntimeInfo | None, str]:
-    parent, child = ctx.Pipe()
-    if executable:
-        ctx.set_executable(executable)
-    proc = ctx.Process(target=serve, args=(child, spec, suite), daemon=True)
-    proc.start()
-    child.close()
-    worker = _Worker(proc, parent)
-    try:
-        _, info = parent.recv()
-    except (EOFError, OSError):
-        proc.join(5)
-        return worker, None, f"worker exited with code {proc.exitcode} before reporting"
-    return worker, info, ""
-
-
-def _stop(worker: _Worker, kill: bool = False) -> None:
-    try:
-        if not kill and worker.process.is_alive():
-            worker.conn.send(None)
-            worker.process.join(5)
-    except (OSError, BrokenPipeError):
-        pass
-    if worker.process.is_alive():
-        worker.process.kill()
-    worker.process.join(5)
-    worker.conn.close()
-
-
 def _exit_reason(code: int | None) -> str:
     if code is None:
         return "worker stopped answering"
     if code < 0:
-        import signal
-
         try:
             return f"worker killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"worker killed by signal {-code}"
     return f"worker exited with code {code}"
+
+
+@dataclass
+class _Worker:
+    """One spawned worker process serving one runtime, one case at a time."""
+
+    process: mp.process.BaseProcess
+    conn: object
+    case: str | None = None
+    deadline: float = 0.0
+    started: float = 0.0
+
+    @classmethod
+    def start(cls, spec: str, suite: str, executable: str | None) -> tuple[_Worker, RuntimeInfo | None, str]:
+        ctx = mp.get_context("spawn")
+        if executable:
+            ctx.set_executable(executable)
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=serve, args=(child, spec, suite), daemon=True)
+        proc.start()
+        child.close()
+        worker = cls(proc, parent)
+        try:
+            _, info = parent.recv()
+        except (EOFError, OSError):
+            proc.join(5)
+            return worker, None, f"worker exited with code {proc.exitcode} before reporting"
+        return worker, info, ""
+
+    def submit(self, name: str, dtype: str, timeout: float) -> bool:
+        self.case, self.started = name, time.monotonic()
+        self.deadline = self.started + timeout
+        try:
+            self.conn.send((name, dtype))
+        except OSError:
+            return False
+        return True
+
+    def collect(self, ready: bool) -> Finished | None:
+        """The finished case if it answered (``ready``), died, or ran out of time; else None."""
+        now = time.monotonic()
+        if ready:
+            try:
+                _, _, outcome, u = self.conn.recv()
+                return Finished(outcome, None, "", now - self.started, u)
+            except (EOFError, OSError):
+                self.process.join(5)
+                return Finished(
+                    None, Verdict.CRASHED, _exit_reason(self.process.exitcode), now - self.started
+                )
+        if now >= self.deadline:
+            return Finished(
+                None,
+                Verdict.TIMEOUT,
+                f"no answer within {self.deadline - self.started:g} s",
+                now - self.started,
+            )
+        return None
+
+    def stop(self, kill: bool = False) -> None:
+        try:
+            if not kill and self.process.is_alive():
+                self.conn.send(None)
+                self.process.join(5)
+        except OSError:
+            pass
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
 
 
 def run_runtime(
@@ -113,77 +144,87 @@ def run_runtime(
     on_result: Callable[[str, Finished], None] | None = None,
 ) -> tuple[RuntimeInfo, dict[str, Finished]]:
     """Run ``cases`` ((name, dtype) pairs) on one runtime; RuntimeInfo says if it was available."""
-    ctx = mp.get_context("spawn")
     suite = str(Path(suite).absolute())
     pending = list(cases)
     results: dict[str, Finished] = {}
-    workers: list[_Worker] = []
-    first, info, why = _start(ctx, spec, suite, executable)
+    first, info, why = _Worker.start(spec, suite, executable)
     if info is None or not info.available:
-        _stop(first)
+        first.stop()
         return info or RuntimeInfo(spec, spec, "", False, why), results
-    workers.append(first)
+    workers = [first]
     try:
         while len(workers) < min(jobs, len(pending)):
-            w, _, _ = _start(ctx, spec, suite, executable)
-            workers.append(w)
-        idle = list(workers)
-        busy: list[_Worker] = []
+            workers.append(_Worker.start(spec, suite, executable)[0])
+        idle, busy = list(workers), []
         while pending or busy:
             while idle and pending:
                 w = idle.pop()
-                name, dtype = pending.pop(0)
-                w.case, w.started = name, time.monotonic()
-                w.deadline = w.started + timeout
-                try:
-                    w.conn.send((name, dtype))
-                except (OSError, BrokenPipeError):
-                    pending.insert(0, (name, dtype))
-                    _stop(w, kill=True)
-                    w = _start(ctx, spec, suite, executable)[0]
+                if w.submit(*pending[0], timeout):
+                    pending.pop(0)
+                    busy.append(w)
+                else:  # died while idle: replace it and retry the case
+                    w.stop(kill=True)
+                    workers.remove(w)
+                    w = _Worker.start(spec, suite, executable)[0]
+                    workers.append(w)
                     idle.append(w)
-                    continue
-                busy.append(w)
-            now = time.monotonic()
-            ready = wait([w.conn for w in busy], timeout=max(0.0, min(w.deadline for w in busy) - now))
-            now = time.monotonic()
+            ready = wait(
+                [w.conn for w in busy], timeout=max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            )
             for w in list(busy):
-                finished, replace = None, False
-                if w.conn in ready:
-                    try:
-                        _, name, outcome, u = w.conn.recv()
-                        finished = Finished(outcome, None, "", now - w.started, u)
-                    except (EOFError, OSError):
-                        w.process.join(5)
-                        finished = Finished(
-                            None, Verdict.CRASHED, _exit_reason(w.process.exitcode), now - w.started
-                        )
-                        replace = True
-                elif now >= w.deadline:
-                    finished = Finished(
-                        None, Verdict.TIMEOUT, f"no answer within {timeout:g} s", now - w.started
-                    )
-                    replace = True
+                finished = w.collect(w.conn in ready)
                 if finished is None:
                     continue
                 results[w.case] = finished
                 if on_result:
                     on_result(w.case, finished)
                 busy.remove(w)
-                if replace:
-                    _stop(w, kill=True)
-                    workers.remove(w)
-                    if pending:
-                        w = _start(ctx, spec, suite, executable)[0]
-                        workers.append(w)
-                    else:
-                        continue
-                w.case = None
-                idle.append(w)
+                if finished.failure is None:
+                    idle.append(w)
+                    continue
+                w.stop(kill=True)  # a crashed or hung worker is replaced, never reused
+                workers.remove(w)
+                if pending:
+                    w = _Worker.start(spec, suite, executable)[0]
+                    workers.append(w)
+                    idle.append(w)
     finally:
         for w in workers:
-            _stop(w)
+            w.stop()
     return info, results
+
+
+class CaseRunner:
+    """One worker for one runtime, driven one case at a time (the pytest entry uses this)."""
+
+    def __init__(
+        self, spec: str, suite: str | Path, timeout: float = DEFAULT_TIMEOUT, executable: str | None = None
+    ):
+        self.spec, self.suite, self.timeout, self.executable = (
+            spec,
+            str(Path(suite).absolute()),
+            timeout,
+            executable,
+        )
+        self._worker, info, why = _Worker.start(spec, self.suite, executable)
+        self.info = info or RuntimeInfo(spec, spec, "", False, why)
+
+    def run(self, name: str, dtype: str) -> Finished:
+        w = self._worker
+        if not w.submit(name, dtype, self.timeout):
+            finished = Finished(None, Verdict.CRASHED, _exit_reason(w.process.exitcode), 0.0)
+        else:
+            ready = wait([w.conn], timeout=self.timeout)
+            finished = w.collect(bool(ready)) or Finished(
+                None, Verdict.TIMEOUT, f"no answer within {self.timeout:g} s", self.timeout
+            )
+        if finished.failure is not None:
+            w.stop(kill=True)
+            self._worker = _Worker.start(self.spec, self.suite, self.executable)[0]
+        return finished
+
+    def close(self) -> None:
+        self._worker.stop()
 
 
 # --- judging ------------------------------------------------------------------------------
@@ -370,7 +411,7 @@ def parse_expected(text: str, source: str = "expected file") -> list[Expectation
     return out
 
 
-def _expected_by(
+def expectation_for(
     expectations: Sequence[Expectation], runtime: str, case: str, verdict: str
 ) -> Expectation | None:
     for e in expectations:
@@ -517,7 +558,7 @@ def validate(
             record["verdict"] = str(record["verdict"])
             result.records.append(record)
             if Verdict(record["verdict"]) in NORMATIVE_FAILURES:
-                hit = _expected_by(expected, spec, name, record["verdict"])
+                hit = expectation_for(expected, spec, name, record["verdict"])
                 if hit:
                     record["expected_by"] = f"{hit.runtime} {hit.case_glob} {hit.verdict}"
                     seen.add((hit.runtime, hit.case_glob, hit.verdict))

@@ -1,0 +1,390 @@
+"""results.json files -> a report a person reads (index.md, summary.png) and CI gates on
+(report.json, junit.xml). Rendering only: every number comes from the validation records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from opref.readings import AMBIGUITIES
+from opref.verdicts import NORMATIVE_FAILURES, ORDER, Verdict
+from opref.version import __version__
+
+SCHEMA = 1
+MAX_LISTED = 200  # failure rows in index.md; report.json has them all
+
+
+@dataclass
+class Report:
+    """The aggregated view of one or more results.json files (what report.json holds)."""
+
+    data: dict
+
+    @property
+    def records(self) -> list[dict]:
+        return self.data["records"]
+
+
+def load_results(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    out = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            path = path / "results.json"
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot read validation results ({exc})") from None
+    return out
+
+
+def aggregate(results: Sequence[dict]) -> Report:
+    """Merge validation results (e.g. shards, or one per runtime) into the report's data."""
+    runtimes: dict[str, dict] = {}
+    records: list[dict] = []
+    seen = set()
+    for res in results:
+        for rt in res["runtimes"]:
+            runtimes.setdefault(rt["spec"], rt)
+        for rec in res["records"]:
+            key = (rec["runtime"], rec["case"])
+            if key not in seen:
+                seen.add(key)
+                records.append(rec)
+    records.sort(key=lambda r: (r["runtime"], r["case"]))
+    matrix = {spec: {v.value: 0 for v in ORDER} for spec in runtimes}
+    for rec in records:
+        matrix[rec["runtime"]][rec["verdict"]] += 1
+    expected = {(u["runtime"], u["case"]) for res in results for u in res.get("unexpected", [])}
+    failures = [
+        {**_failure_row(rec), "unexpected": (rec["runtime"], rec["case"]) in expected}
+        for rec in records
+        if Verdict(rec["verdict"]) in NORMATIVE_FAILURES
+    ]
+    ambiguities: dict[str, dict[str, dict[str, int]]] = {}
+    for aid in AMBIGUITIES:
+        per_rt: dict[str, Counter] = defaultdict(Counter)
+        for rec in records:
+            if aid not in rec.get("ambiguities", []) or rec["verdict"] in (
+                "unsupported",
+                "fallback",
+                "crashed",
+                "timeout",
+            ):
+                continue
+            reading = (rec.get("reading") or {}).get(aid, "no documented reading")
+            per_rt[rec["runtime"]][reading] += 1
+        ambiguities[aid] = {rt: dict(sorted(c.items())) for rt, c in sorted(per_rt.items())}
+    unsupported: dict[str, Counter] = defaultdict(Counter)
+    placement: dict[str, Counter] = defaultdict(Counter)
+    for rec in records:
+        if rec["verdict"] == "unsupported":
+            unsupported[rec["runtime"]][f"{rec['dtype']} opset {rec['opset']}"] += 1
+        if rec.get("placement"):
+            placement[rec["runtime"]][rec["placement"]] += 1
+    data = {
+        "schema": SCHEMA,
+        "opref_version": __version__,
+        "sources": [{"suite": r["suite"], "started": r["started"], "seconds": r["seconds"]} for r in results],
+        "machine": results[0]["machine"] if results else {},
+        "runtimes": list(runtimes.values()),
+        "matrix": matrix,
+        "failures": failures,
+        "unexpected_count": sum(1 for f in failures if f["unexpected"]),
+        "divergences": [_failure_row(r) for r in records if r["verdict"] == "divergence"],
+        "ambiguities": ambiguities,
+        "unsupported": {k: dict(sorted(v.items())) for k, v in sorted(unsupported.items())},
+        "placement": {k: dict(sorted(v.items())) for k, v in sorted(placement.items())},
+        "suite_problems": sorted({p for r in results for p in r.get("suite_problems", [])}),
+        "case_problems": {k: v for r in results for k, v in r.get("case_problems", {}).items()},
+        "records": records,
+    }
+    return Report(data)
+
+
+def _failure_row(rec: dict) -> dict:
+    cmp = rec.get("comparison") or {}
+    return {
+        "case": rec["case"],
+        "runtime": rec["runtime"],
+        "verdict": rec["verdict"],
+        "attributes": rec["attributes"],
+        "dtype": rec["dtype"],
+        "opset": rec["opset"],
+        "expected_shape": rec.get("expected_shape"),
+        "got_shape": rec.get("got_shape"),
+        "first_mismatch": cmp.get("first_mismatch"),
+        "expected_value": cmp.get("expected_at_first"),
+        "got_value": cmp.get("got_at_first"),
+        "reading": rec.get("reading"),
+        "message": rec.get("message", ""),
+        "reproduce": rec["reproduce"],
+    }
+
+
+# --- Markdown -----------------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def markdown(report: Report) -> str:
+    d = report.data
+    lines = ["# opref ConvTranspose conformance report", ""]
+    srcs = ", ".join(f"`{s['suite']}` ({s['started']})" for s in d["sources"])
+    lines += [f"opref {d['opref_version']}; suite {srcs}; {len(d['records'])} (case, runtime) results.", ""]
+    lines += [
+        f"**{d['unexpected_count']} unexpected normative failures** "
+        f"({len(d['failures'])} normative failures in all, {len(d['divergences'])} divergences).",
+        "",
+    ]
+
+    lines += ["## Summary", ""]
+    shown = [v.value for v in ORDER if any(d["matrix"][rt][v.value] for rt in d["matrix"])]
+    rows = []
+    for rt in d["runtimes"]:
+        spec = rt["spec"]
+        if not rt["available"]:
+            rows.append([spec, "unavailable", *["" for _ in shown]])
+        else:
+            rows.append([spec, f"{rt['name']} {rt['version']}", *[d["matrix"][spec][v] or "" for v in shown]])
+    lines += _table(["runtime", "version", *shown], rows)
+    for rt in d["runtimes"]:
+        if not rt["available"]:
+            lines.append(f"- `{rt['spec']}` unavailable: {rt['reason']}")
+    lines.append("")
+
+    lines += ["## Normative failures", ""]
+    if not d["failures"]:
+        lines += ["None.", ""]
+    else:
+        rows = [
+            [
+                ("**unexpected** " if f["unexpected"] else "expected ") + f["verdict"],
+                f["runtime"],
+                f["case"],
+                f["attributes"],
+                f"{f['dtype']} / {f['opset']}",
+                f"{f['expected_shape']} / {f['got_shape']}",
+                _first_difference(f),
+                f"`{f['reproduce']}`",
+            ]
+            for f in d["failures"][:MAX_LISTED]
+        ]
+        lines += _table(
+            [
+                "verdict",
+                "runtime",
+                "case",
+                "attributes",
+                "dtype / opset",
+                "expected / got shape",
+                "first difference or message",
+                "reproduce",
+            ],
+            rows,
+        )
+        if len(d["failures"]) > MAX_LISTED:
+            lines += [f"... {len(d['failures']) - MAX_LISTED} more in report.json.", ""]
+
+    lines += [
+        "## Ambiguities: which reading each runtime follows",
+        "",
+        "Counts of cases per reading; opref's default is in bold. See the policy table in README.md.",
+        "",
+    ]
+    for aid, amb in AMBIGUITIES.items():
+        per_rt = d["ambiguities"].get(aid, {})
+        lines += [f"### {aid}", "", amb.summary, ""]
+        if not per_rt:
+            lines += ["No runtime produced a comparable result on these cases.", ""]
+            continue
+        names = [*list(amb.readings), "no documented reading"]
+        hdr = [f"**{n}**" if n == amb.default else n for n in names]
+        rows = [[rt, *[per_rt[rt].get(n, "") for n in names]] for rt in per_rt]
+        lines += _table(["runtime", *hdr], rows)
+        for rt, counts in per_rt.items():
+            top = max(counts.items(), key=lambda kv: kv[1])
+            lines.append(f"- `{rt}` follows `{top[0]}` for {aid} ({top[1]} of {sum(counts.values())} cases)")
+        lines.append("")
+
+    if d["divergences"]:
+        lines += ["### Divergent cases", ""]
+        rows = [
+            [f["runtime"], f["case"], f["reading"], f["message"][:160]] for f in d["divergences"][:MAX_LISTED]
+        ]
+        lines += _table(["runtime", "case", "reading followed", "detail"], rows)
+
+    lines += ["## Unsupported (not failures: the runtime says it has no kernel)", ""]
+    rows = [[rt, ", ".join(f"{k}: {v}" for k, v in c.items())] for rt, c in d["unsupported"].items()]
+    lines += _table(["runtime", "dtype / opset: cases"], rows) if rows else ["None.", ""]
+
+    lines += ["## Placement (where the node really ran)", ""]
+    rows = [[rt, ", ".join(f"{k}: {v}" for k, v in c.items())] for rt, c in d["placement"].items()]
+    lines += _table(["runtime", "placement: cases"], rows) if rows else ["No placement was reported.", ""]
+
+    if d["suite_problems"] or d["case_problems"]:
+        lines += ["## Suite problems (files that failed verification; those cases were not run)", ""]
+        lines += [f"- {p}" for p in d["suite_problems"]]
+        lines += [f"- `{k}`: {v}" for k, v in sorted(d["case_problems"].items())]
+        lines.append("")
+
+    lines += ["## Runtimes and machine", ""]
+    rows = [
+        [
+            rt["spec"],
+            rt["name"],
+            rt["version"],
+            "yes" if rt["available"] else "no",
+            json.dumps(rt.get("details", {}), sort_keys=True)[:200],
+        ]
+        for rt in d["runtimes"]
+    ]
+    lines += _table(["spec", "name", "version", "available", "details"], rows)
+    lines += [f"- {k}: {v}" for k, v in d["machine"].items()]
+    lines += ["", "Plot: ![summary](summary.png)" if d.get("plot") else "", ""]
+    return "\n".join(lines)
+
+
+def _first_difference(f: dict) -> str:
+    if f["first_mismatch"] is not None:
+        return f"at {f['first_mismatch']}: expected {f['expected_value']!r}, got {f['got_value']!r}"
+    return f["message"][:200]
+
+
+# --- JUnit --------------------------------------------------------------------------------
+
+
+def junit(report: Report) -> bytes:
+    """One testcase per (case, runtime): failures for normative failures, skips for the rest."""
+    root = ET.Element("testsuites", name="opref")
+    by_rt: dict[str, list[dict]] = defaultdict(list)
+    for rec in report.records:
+        by_rt[rec["runtime"]].append(rec)
+    for rt in report.data["runtimes"]:
+        recs = by_rt.get(rt["spec"], [])
+        fails = [r for r in recs if Verdict(r["verdict"]) in NORMATIVE_FAILURES]
+        skips = [r for r in recs if r["verdict"] in ("unsupported", "fallback", "timeout")]
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=rt["spec"],
+            tests=str(len(recs)),
+            failures=str(len(fails)),
+            errors="0",
+            skipped=str(len(skips)),
+        )
+        if not rt["available"]:
+            ET.SubElement(suite, "properties").append(
+                ET.Element("property", name="unavailable", value=rt["reason"])
+            )
+        for rec in recs:
+            tc = ET.SubElement(
+                suite, "testcase", classname=rt["spec"], name=rec["case"], time=f"{rec.get('seconds', 0):.4f}"
+            )
+            verdict = rec["verdict"]
+            text = f"{verdict}: {rec.get('message', '')}\nreproduce: {rec['reproduce']}"
+            if Verdict(verdict) in NORMATIVE_FAILURES:
+                ET.SubElement(
+                    tc, "failure", message=f"{verdict}: {rec.get('message', '')[:300]}", type=verdict
+                ).text = text
+            elif verdict in ("unsupported", "fallback", "timeout"):
+                ET.SubElement(tc, "skipped", message=f"{verdict}: {rec.get('message', '')[:300]}")
+            elif verdict == "divergence":
+                ET.SubElement(tc, "system-out").text = text
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+# --- plot ---------------------------------------------------------------------------------
+
+
+def plot(report: Report, path: Path) -> bool:
+    """summary.png: error as a fraction of the bound per runtime, and verdict counts. False
+    when matplotlib (the 'plot' extra) is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    d = report.data
+    specs = [rt["spec"] for rt in d["runtimes"] if rt["available"]]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 1.6 + 0.7 * max(len(specs), 2)))
+    floor = 1e-4
+    for i, spec in enumerate(specs):
+        # Divergences are judged against another reading; only normative comparisons are drawn.
+        judged = [
+            r
+            for r in report.records
+            if r["runtime"] == spec and r.get("comparison") and r["verdict"] in ("pass", "fail-values")
+        ]
+        fr = [
+            r["comparison"]["max_bound_fraction"] for r in judged if not r["comparison"]["bitexact_required"]
+        ]
+        exact = [r for r in judged if r["comparison"]["bitexact_required"]]
+        vals = [min(max(f, floor), 1e3) for f in fr]
+        jitter = [i + 0.3 * ((k * 37 % 17) / 17 - 0.5) for k in range(len(vals))]
+        ax1.scatter(vals, jitter, s=9, alpha=0.6)
+        ok_exact = sum(1 for r in exact if r["comparison"]["ok"])
+        ax1.annotate(f"exact data: {ok_exact}/{len(exact)} bit-exact", (30, i), fontsize=7, va="center")
+    ax1.axvline(1.0, color="red", lw=1)
+    ax1.set_xscale("log")
+    ax1.set_xlim(floor / 2, 2e3)
+    ax1.set_yticks(range(len(specs)), specs, fontsize=8)
+    ax1.set_xlabel("max |error| / bound per random-data case (1 = at the bound; 0 drawn at 1e-4)")
+    ax1.set_title("How close to the tolerance bound")
+    colors = {
+        "pass": "#2e7d32",
+        "rejected": "#66bb6a",
+        "divergence": "#ffa726",
+        "unsupported": "#bdbdbd",
+        "fallback": "#9e9e9e",
+        "timeout": "#8d6e63",
+        "fail-shape": "#c62828",
+        "fail-values": "#e53935",
+        "error": "#ad1457",
+        "accepted-invalid": "#6a1b9a",
+        "crashed": "#000000",
+    }
+    left = [0] * len(specs)
+    for v in ORDER:
+        counts = [d["matrix"][s][v.value] for s in specs]
+        if any(counts):
+            ax2.barh(range(len(specs)), counts, left=left, color=colors.get(v.value), label=v.value)
+            left = [a + b for a, b in zip(left, counts, strict=True)]
+    ax2.set_yticks(range(len(specs)), specs, fontsize=8)
+    ax2.set_xlabel("cases")
+    ax2.set_title("Verdicts")
+    ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_report(results: Sequence[dict], out: str | os.PathLike) -> Report:
+    """Write index.md, report.json, junit.xml and (with matplotlib) summary.png into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = aggregate(results)
+    report.data["plot"] = plot(report, out / "summary.png")
+    (out / "report.json").write_text(json.dumps(report.data, indent=1, sort_keys=True, default=str) + "\n")
+    (out / "junit.xml").write_bytes(junit(report))
+    (out / "index.md").write_text(markdown(report))
+    return report

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""The main job: generate the suite, validate every runtime available here, write the report.
+
+Runtimes found automatically: onnxruntime CPU, every other execution provider the installed
+onnxruntime build lists (CUDA, TensorRT, OpenVINO, ...; each proven or reported unavailable),
+onnx.reference, and OpenVINO when it is installed. ``--runtime`` replaces that list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from opref.cases import catalog  # noqa: E402
+from opref.report import write_report  # noqa: E402
+from opref.runtimes.ort import PROVIDER_ALIASES  # noqa: E402
+from opref.validate import parse_expected, summary_lines, validate  # noqa: E402
+from opref.vectors import generate, progress_bar  # noqa: E402
+
+
+def detect_runtimes() -> list[str]:
+    found = ["ort:cpu"]
+    try:
+        import onnxruntime as ort
+
+        aliases = {v: k for k, v in PROVIDER_ALIASES.items()}
+        for p in ort.get_available_providers():
+            if p not in ("CPUExecutionProvider", "AzureExecutionProvider"):
+                found.append(f"ort:{aliases.get(p, p)}")
+    except ImportError:
+        pass
+    found.append("onnx-reference")
+    if importlib.util.find_spec("openvino") is not None:
+        found.append("openvino")
+    return found
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--suite", choices=["default", "full"], default="default")
+    ap.add_argument("--vectors", help="validate this existing suite instead of generating one")
+    ap.add_argument("--random", type=int, default=0, help="add N seeded random cases")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", action="append", metavar="GLOB")
+    ap.add_argument("--runtime", action="append", help="runtimes to validate (default: all found here)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--expected", default=str(ROOT / "known-failures.txt"))
+    ap.add_argument("--build", default=str(ROOT / "build"), help="where the suite and results go")
+    ap.add_argument("--out", default=str(ROOT / "report"), help="the report directory")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    build = Path(args.build)
+    if args.vectors:
+        suite = Path(args.vectors)
+    else:
+        suite = build / "vectors"
+        cases = catalog(args.suite, only=args.only, random=args.random, seed=args.seed)
+        params = {
+            "suite": args.suite,
+            "opsets": None,
+            "dtypes": None,
+            "only": args.only,
+            "random": args.random,
+            "seed": args.seed,
+        }
+        print(generate(suite, cases, params, progress_bar if sys.stderr.isatty() else None).line())
+    runtimes = args.runtime or detect_runtimes()
+    print(f"validating {', '.join(runtimes)} with {args.jobs} jobs")
+    expected = parse_expected(Path(args.expected).read_text(), args.expected) if args.expected else []
+
+    def tick(spec, done, total):
+        if sys.stderr.isatty():
+            progress_bar(done, total)
+
+    result = validate(
+        suite,
+        runtimes,
+        only=args.only if args.vectors else None,
+        jobs=args.jobs,
+        timeout=args.timeout,
+        expected=expected,
+        progress=tick,
+    )
+    (build / "results").mkdir(parents=True, exist_ok=True)
+    results_path = build / "results" / "results.json"
+    results_path.write_text(json.dumps(result.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
+    for line in summary_lines(result):
+        print(line)
+    report = write_report([result.to_dict()], args.out)
+    out = Path(args.out)
+    print(
+        f"report: {out / 'index.md'} (also report.json, junit.xml"
+        + (", summary.png)" if report.data.get("plot") else "; install the 'plot' extra for summary.png)")
+    )
+    print(f"main job took {time.perf_counter() - t0:.1f} s; exit {result.exit_code}")
+    return result.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
