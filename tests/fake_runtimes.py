@@ -67,6 +67,8 @@ class FakeRuntime:
         elif self.mode == "drop-bias":
             if len(args) > 2:
                 y = opref.conv_transpose(*args[:2], **attrs, opset=model.opset_import[0].version)
+        elif self.mode == "error":
+            return Outcome(Status.ERROR, message="RuntimeError: kernel failed")
         elif self.mode == "unsupported":
             return Outcome(Status.UNSUPPORTED, message="NOT_IMPLEMENTED: no kernel")
         elif self.mode == "fallback":

@@ -17,7 +17,8 @@ def test_case(opref_case, opref_data, opref_runners, opref_suite, opref_expected
         pytest.skip(f"{spec} unavailable: {runner.info.reason}")
     verdict_info = judge(opref_data, runner.run(name, opref_data.record["dtype"]))
     verdict = Verdict(verdict_info["verdict"])
-    detail = f"{verdict}: {verdict_info['message']}\nreproduce: {reproduce_command(str(opref_suite[0]), spec, name)}"
+    again = reproduce_command(str(opref_suite[0]), spec, name)
+    detail = f"{verdict}: {verdict_info['message']}\nreproduce: {again}"
     if verdict in SKIPPED:
         pytest.skip(detail)
     if verdict in NORMATIVE_FAILURES:

@@ -1,0 +1,126 @@
+"""The report: rendered from real validation results that hold every verdict kind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from opref import cases as cs
+from opref import vectors as vx
+from opref.report import aggregate, junit, markdown, write_report
+from opref.validate import validate
+from opref.verdicts import NORMATIVE_FAILURES, Verdict
+
+ROOT = Path(__file__).resolve().parent.parent
+F = "py:fake_runtimes:make"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Validation results in which every verdict occurs at least once."""
+    suite = tmp_path_factory.mktemp("s") / "v"
+    picks = [
+        "seed_basic",
+        "seed_stride2",
+        "amb_neg_total_same_upper_float32_exact",
+        "reject_negative_pads",
+        "rank1_s2_float32_random",
+    ]
+    vx.generate(suite, cs.catalog(only=picks), {})
+    runtimes = [
+        f"{F}?mode=good",
+        f"{F}?mode=shift-pad&only=seed_basic",
+        f"{F}?mode=wrong-shape&only=seed_stride2",
+        f"{F}?mode=error&only=rank1_*",
+        f"{F}?mode=unsupported",
+        f"{F}?mode=fallback",
+        f"{F}?mode=accept-all",
+        f"{F}?mode=crash&only=seed_basic",
+        f"{F}?mode=hang&only=seed_stride2",
+        f"{F}?reading.negative-total-padding=clamp",
+        f"{F}?mode=unavailable",
+        "ort:cpu",
+    ]
+    return validate(suite, runtimes, timeout=3, jobs=2).to_dict()
+
+
+def test_fixture_holds_every_verdict(results):
+    assert {r["verdict"] for r in results["records"]} == {v.value for v in Verdict}
+
+
+def test_markdown_has_matrix_failures_and_ambiguity_table(results):
+    md = markdown(aggregate([results]))
+    header = next(line for line in md.splitlines() if line.startswith("| runtime | version |"))
+    for v in Verdict:
+        assert f" {v.value} " in header, v
+    assert "unavailable: libfake.so" in md
+    assert "## Normative failures" in md and "opref validate " in md and "--only seed_basic" in md
+    # The seed output row [0, 0, 1] shifted left by one: first difference at column 1.
+    assert "at [0, 0, 0, 1]: expected 0.0, got 1.0" in md
+    assert "### negative-total-padding" in md
+    assert "| runtime | **floor** | trunc | clamp | reject | no documented reading |" in md
+    assert f"`{F}?reading.negative-total-padding=clamp` follows `clamp` for negative-total-padding" in md
+    assert "## Unsupported" in md and "float32 opset 22" in md
+    assert "## Placement" in md and "fake" in md
+
+
+def test_report_json_counts_match_the_records(results):
+    data = aggregate([results]).data
+    total = sum(sum(row.values()) for row in data["matrix"].values())
+    assert total == len(results["records"])
+    assert len(data["failures"]) == sum(
+        Verdict(r["verdict"]) in NORMATIVE_FAILURES for r in results["records"]
+    )
+    assert data["ambiguities"]["negative-total-padding"][f"{F}?reading.negative-total-padding=clamp"] == {
+        "clamp": 1
+    }
+
+
+def test_junit_parses_with_one_testcase_per_result(results):
+    root = ET.fromstring(junit(aggregate([results])))
+    cases = root.findall(".//testcase")
+    assert len(cases) == len(results["records"])
+    failures = root.findall(".//testcase/failure")
+    assert len(failures) == sum(Verdict(r["verdict"]) in NORMATIVE_FAILURES for r in results["records"])
+    assert all("reproduce: opref validate" in f.text for f in failures)
+    assert root.findall(".//testcase/skipped")
+
+
+def test_write_report_files(results, tmp_path):
+    write_report([results], tmp_path)
+    assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "report.json").read_text())["schema"] == 1
+    ET.parse(tmp_path / "junit.xml")
+    assert "![summary](summary.png)" in (tmp_path / "index.md").read_text()
+
+
+def test_main_job_end_to_end(tmp_path):
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "conformance.py"),
+            "--only",
+            "seed_*",
+            "--only",
+            "onnx_*",
+            "--build",
+            str(tmp_path / "build"),
+            "--out",
+            str(tmp_path / "report"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "report:" in res.stdout and "ort:cpu" in res.stdout
+    for name in ("index.md", "report.json", "junit.xml", "summary.png"):
+        assert (tmp_path / "report" / name).is_file(), name
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert data["matrix"]["ort:cpu"]["pass"] == 16
