@@ -24,6 +24,7 @@ from opref.geometry import Axis, Geometry, geometry
 # Scratch memory kept between calls (per thread, up to this many bytes): fresh pages cost
 # a page fault on first touch, which for the GEMM result was a third of the run time.
 _SCRATCH_LIMIT = 64 * 2**20
+_CACHE_BYTES = 2**20
 _scratch = threading.local()
 
 
@@ -108,17 +109,22 @@ def _accumulate(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometr
     spatial = int(np.prod(geo.x_shape[2:]))
     x_cn = _workspace("x", (c, n, spatial))
     x_cn[...] = X.reshape(n, c, spatial).transpose(1, 0, 2)
-    x_cn = x_cn.reshape(c, n * spatial)
-    cols = _workspace("cols", (ntaps * mg, n * spatial))
+    # Images are taken in batches whose product fits in cache: the product is written once and
+    # read back once per tap, so keeping it cache-resident is worth more than one big GEMM.
+    batch = max(1, min(n, _CACHE_BYTES // max(1, ntaps * mg * spatial * 8)))
     for g in range(geo.group):
         # Rows ordered tap-major so that each tap's block of the product is contiguous.
         w_g = W[g * cg : (g + 1) * cg].astype(np.float64).reshape(cg, mg, ntaps)
         w_g = w_g.transpose(2, 1, 0).reshape(ntaps * mg, cg)
-        np.matmul(w_g, x_cn[g * cg : (g + 1) * cg], out=cols)
-        taps = cols.reshape(ntaps, mg, n, *geo.x_shape[2:])
         channels = slice(g * mg, (g + 1) * mg)
-        for t, key, src, dst in windows:
-            phases[key][(channels, slice(None), *dst)] += taps[(t, slice(None), slice(None), *src)]
+        for n0 in range(0, n, batch):
+            nb = min(batch, n - n0)
+            cols = _workspace("cols", (ntaps * mg, nb * spatial))
+            np.matmul(w_g, x_cn[g * cg : (g + 1) * cg, n0 : n0 + nb].reshape(cg, nb * spatial), out=cols)
+            taps = cols.reshape(ntaps, mg, nb, *geo.x_shape[2:])
+            images = slice(n0, n0 + nb)
+            for t, key, src, dst in windows:
+                phases[key][(channels, images, *dst)] += taps[(t, slice(None), slice(None), *src)]
     return phases, plans
 
 
