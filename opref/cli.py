@@ -128,6 +128,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from opref.runtimes import RuntimeSpecError
     from opref.validate import parse_expected, summary_lines, validate
+    from opref.vectors import SuiteError
 
     try:
         expected = parse_expected(Path(args.expected).read_text(), args.expected) if args.expected else []
@@ -141,7 +142,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             expected=expected,
         )
-    except (OSError, ValueError, RuntimeSpecError) as exc:
+    except (OSError, ValueError, RuntimeSpecError, SuiteError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out)
