@@ -178,18 +178,7 @@ def build_case(case: Case) -> tuple[dict[str, bytes], dict]:
             message = str(exc)
         else:
             raise SuiteError(f"{case.name}: declared must-reject ({case.reject}) but opref accepts it")
-        rank = len(case.x_shape)
-        model = make_model(
-            case.name,
-            case.x_shape,
-            case.w_shape,
-            case.b_shape,
-            attrs,
-            case.dtype,
-            case.opset,
-            y_shape=[None] * rank,
-            w_dtype=case.w_dtype,
-        )
+        y_shape = [None] * len(case.x_shape)  # no output shape exists for an invalid node
         record.update(
             expect="reject",
             reject_rule=case.reject,
@@ -203,16 +192,7 @@ def build_case(case: Case) -> tuple[dict[str, bytes], dict]:
         X, W, *rest = inputs
         B = rest[0] if rest else None
         Y = conv_transpose(X, W, B, **attrs, opset=case.opset)
-        model = make_model(
-            case.name,
-            case.x_shape,
-            case.w_shape,
-            case.b_shape,
-            attrs,
-            case.dtype,
-            case.opset,
-            y_shape=geo.output_shape,
-        )
+        y_shape = list(geo.output_shape)
         dt = DTYPES[case.dtype]
         S = magnitude_sum(X, W, B, geo)
         integral = all(np.array_equal(a, np.round(a.astype(np.float64))) for a in inputs)
@@ -228,6 +208,17 @@ def build_case(case: Case) -> tuple[dict[str, bytes], dict]:
             },
         )
         files[f"{DATA_SET}/output_0.pb"] = tensor_proto(Y, "Y").SerializeToString()
+    model = make_model(
+        case.name,
+        case.x_shape,
+        case.w_shape,
+        case.b_shape,
+        attrs,
+        case.dtype,
+        case.opset,
+        y_shape=y_shape,
+        w_dtype=case.w_dtype,
+    )
     files["model.onnx"] = model.SerializeToString()
     for i, (arr, name) in enumerate(zip(inputs, ("X", "W", "B"), strict=False)):
         files[f"{DATA_SET}/input_{i}.pb"] = tensor_proto(arr, name).SerializeToString()

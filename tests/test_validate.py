@@ -330,3 +330,17 @@ def test_cli_validate_writes_results_and_exit_codes(suite, tmp_path):
     assert res.returncode == 1 and "UNEXPECTED fail-values" in res.stdout
     assert cli("--runtime", "bogus", "--out", str(tmp_path / "r3")).returncode == 2
     assert cli("--shard", "3/2", "--out", str(tmp_path / "r3")).returncode == 2
+
+
+def test_openvino_adapter_when_installed():
+    pytest.importorskip("openvino", reason="the 'openvino' extra is not installed")
+    res = validate(
+        VECTORS,
+        ["openvino"],
+        only=["seed_*", "rank1_basic_bfloat16_exact", "rank4_s2_float32_exact", "reject_group_zero"],
+    )
+    v = verdicts(res)
+    assert all(v[n] == "pass" for n in v if n.startswith("seed_"))
+    assert v["rank1_basic_bfloat16_exact"] == "pass"  # bfloat16 output bits reinterpreted, not float16
+    assert v["rank4_s2_float32_exact"] == "unsupported"  # 4 spatial axes: OpenVINO cannot convert it
+    assert v["reject_group_zero"] == "accepted-invalid"  # measured: it accepts group = 0

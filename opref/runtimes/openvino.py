@@ -7,6 +7,7 @@ overrides it.
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from opref.runtimes.base import Outcome, RuntimeInfo, Status
@@ -50,9 +51,15 @@ class OpenVinoAdapter:
             ov_model = self._core.read_model(model=model)
             compiled = self._core.compile_model(ov_model, self.device, self.config)
             result = compiled(inputs)
-            out = result[compiled.outputs[0]]
+            port = compiled.outputs[0]
+            out = np.asarray(result[port])
+            if port.get_element_type() == self._ov.Type.bf16 and out.dtype != ml_dtypes.bfloat16:
+                # OpenVINO's Python API hands bfloat16 data out as a float16-typed array of the
+                # same bits; reinterpret it rather than report a wrong element type.
+                out = out.view(np.uint16).view(ml_dtypes.bfloat16)
         except Exception as exc:
             low = str(exc).lower()
-            status = Status.UNSUPPORTED if "not supported" in low or "unsupported" in low else Status.ERROR
+            unsupported = ("not supported", "unsupported", "wasn't fully converted", "opconversionfailure")
+            status = Status.UNSUPPORTED if any(m in low for m in unsupported) else Status.ERROR
             return Outcome(status, message=f"{type(exc).__name__}: {exc}")
-        return Outcome(Status.OK, np.asarray(out), "", self.device)
+        return Outcome(Status.OK, out, "", self.device)
