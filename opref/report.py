@@ -89,6 +89,7 @@ def aggregate(results: Sequence[dict]) -> Report:
         if rec.get("placement"):
             placement[rec["runtime"]][rec["placement"]] += 1
     data = {
+        "build_matrix": _build_matrix(records, [spec for spec, rt in runtimes.items() if rt["available"]]),
         "schema": SCHEMA,
         "opref_version": __version__,
         "sources": [{"suite": r["suite"], "started": r["started"], "seconds": r["seconds"]} for r in results],
@@ -106,6 +107,32 @@ def aggregate(results: Sequence[dict]) -> Report:
         "records": records,
     }
     return Report(data)
+
+
+def _cell_of(rec: dict | None) -> str:
+    if rec is None:
+        return "-"
+    reading = rec.get("reading") or {}
+    if rec["verdict"] == "divergence" and reading:
+        return "divergence: " + ",".join(reading.values())
+    return rec["verdict"]
+
+
+def _build_matrix(records: list[dict], specs: list[str]) -> dict:
+    """The cases on which the runtimes (builds, providers) do not all agree: case -> {runtime: cell}.
+
+    Unsupported/fallback cells do not count as disagreement on their own.
+    """
+    by_case: dict[str, dict[str, dict]] = defaultdict(dict)
+    for rec in records:
+        by_case[rec["case"]][rec["runtime"]] = rec
+    out = {}
+    for case, recs in sorted(by_case.items()):
+        cells = {spec: _cell_of(recs.get(spec)) for spec in specs}
+        judged = {c for c in cells.values() if c not in ("-", "unsupported", "fallback")}
+        if len(specs) > 1 and len(judged) > 1:
+            out[case] = cells
+    return out
 
 
 def _failure_row(rec: dict) -> dict:
@@ -222,8 +249,24 @@ def markdown(report: Report) -> str:
             lines.append(f"- `{rt}` follows `{top[0]}` for {aid} ({top[1]} of {sum(counts.values())} cases)")
         lines.append("")
 
+    if len([rt for rt in d["runtimes"] if rt["available"]]) > 1:
+        lines += ["## Where the runtimes disagree (one column per runtime, build or provider)", ""]
+        specs = [rt["spec"] for rt in d["runtimes"] if rt["available"]]
+        rows = [
+            [case, *[cells[s] for s in specs]] for case, cells in list(d["build_matrix"].items())[:MAX_LISTED]
+        ]
+        if rows:
+            lines += _table(["case", *specs], rows)
+            if len(d["build_matrix"]) > MAX_LISTED:
+                lines += [
+                    f"... {len(d['build_matrix']) - MAX_LISTED} more in report.json (build_matrix).",
+                    "",
+                ]
+        else:
+            lines += ["They agree on every case they all ran.", ""]
+
     if d["divergences"]:
-        lines += ["### Divergent cases", ""]
+        lines += ["## Divergent cases", ""]
         rows = [
             [f["runtime"], f["case"], f["reading"], f["message"][:160]] for f in d["divergences"][:MAX_LISTED]
         ]
@@ -313,6 +356,16 @@ def junit(report: Report) -> bytes:
 # --- plot ---------------------------------------------------------------------------------
 
 
+def short_label(spec: str) -> str:
+    """A runtime spec for a plot axis: an interpreter path shortened to its environment's name."""
+    plain, sep, interpreter = spec.rpartition("@")
+    if not sep:
+        return spec
+    parts = Path(interpreter).parts
+    env = parts[-3] if len(parts) >= 3 and parts[-2] == "bin" else interpreter
+    return f"{plain}@{env}"
+
+
 def plot(report: Report, path: Path) -> bool:
     """summary.png: error as a fraction of the bound per runtime, and verdict counts. False
     when matplotlib (the 'plot' extra) is not installed."""
@@ -327,6 +380,7 @@ def plot(report: Report, path: Path) -> bool:
     specs = [rt["spec"] for rt in d["runtimes"] if rt["available"]]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 1.6 + 0.7 * max(len(specs), 2)))
     floor = 1e-4
+    labels: list[str] = []
     for i, spec in enumerate(specs):
         # Divergences are judged against another reading; only normative comparisons are drawn.
         judged = [
@@ -342,11 +396,11 @@ def plot(report: Report, path: Path) -> bool:
         jitter = [i + 0.3 * ((k * 37 % 17) / 17 - 0.5) for k in range(len(vals))]
         ax1.scatter(vals, jitter, s=9, alpha=0.6)
         ok_exact = sum(1 for r in exact if r["comparison"]["ok"])
-        ax1.annotate(f"exact data: {ok_exact}/{len(exact)} bit-exact", (30, i), fontsize=7, va="center")
+        labels.append(f"{short_label(spec)}\nexact data {ok_exact}/{len(exact)} bit-exact")
     ax1.axvline(1.0, color="red", lw=1)
     ax1.set_xscale("log")
     ax1.set_xlim(floor / 2, 2e3)
-    ax1.set_yticks(range(len(specs)), specs, fontsize=8)
+    ax1.set_yticks(range(len(specs)), labels, fontsize=8)
     ax1.set_xlabel("max |error| / bound per random-data case (1 = at the bound; 0 drawn at 1e-4)")
     ax1.set_title("How close to the tolerance bound")
     colors = {
@@ -368,7 +422,7 @@ def plot(report: Report, path: Path) -> bool:
         if any(counts):
             ax2.barh(range(len(specs)), counts, left=left, color=colors.get(v.value), label=v.value)
             left = [a + b for a, b in zip(left, counts, strict=True)]
-    ax2.set_yticks(range(len(specs)), specs, fontsize=8)
+    ax2.set_yticks(range(len(specs)), [short_label(sp) for sp in specs], fontsize=8)
     ax2.set_xlabel("cases")
     ax2.set_title("Verdicts")
     ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))

@@ -8,17 +8,21 @@ into ``timeout`` before starting a fresh worker for the rest.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import itertools
-import multiprocessing as mp
+import os
 import platform
 import shlex
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +32,12 @@ from opref.dtypes import DTYPES
 from opref.errors import SpecError
 from opref.geometry import geometry
 from opref.reference import conv_transpose
-from opref.runtimes import Outcome, RuntimeInfo, Status, parse
+from opref.runtimes import Outcome, RuntimeInfo, Status, parse, split_interpreter
 from opref.tolerance import Comparison, compare, magnitude_sum
 from opref.vectors import DATA_SET, SuiteError, load_manifest, read_tensor, verify
 from opref.verdicts import NORMATIVE_FAILURES, Verdict
 from opref.version import __version__
-from opref.worker import serve
+from opref.worker import decode_array
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -63,38 +67,92 @@ def _exit_reason(code: int | None) -> str:
     return f"worker exited with code {code}"
 
 
+def _worker_path(interpreter: str | None) -> str:
+    """PYTHONPATH for a worker: this interpreter's whole sys.path, or for another environment's
+    interpreter only opref's own root and the entries outside this environment (never our
+    site-packages, so that it imports its own onnxruntime)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    if interpreter is None:
+        entries = [p or os.getcwd() for p in sys.path]
+    else:
+        prefixes = {str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+        entries = [root] + [
+            p
+            for p in sys.path
+            if p and "-packages" not in p and not any(str(Path(p).resolve()).startswith(x) for x in prefixes)
+        ]
+    return os.pathsep.join(dict.fromkeys([root, *entries]))
+
+
 @dataclass
 class _Worker:
-    """One spawned worker process serving one runtime, one case at a time."""
+    """One worker process (a fresh interpreter) serving one runtime, one case at a time."""
 
-    process: mp.process.BaseProcess
-    conn: object
+    process: subprocess.Popen
+    conn: Connection  # answers from the worker
+    outbox: Connection  # requests to the worker
+    log: object  # the worker's stderr, kept for crash reports
     case: str | None = None
     deadline: float = 0.0
     started: float = 0.0
 
     @classmethod
-    def start(cls, spec: str, suite: str, executable: str | None) -> tuple[_Worker, RuntimeInfo | None, str]:
-        ctx = mp.get_context("spawn")
-        if executable:
-            ctx.set_executable(executable)
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=serve, args=(child, spec, suite), daemon=True)
-        proc.start()
-        child.close()
-        worker = cls(proc, parent)
+    def start(cls, spec: str, suite: str) -> tuple[_Worker, RuntimeInfo | None, str]:
+        interpreter = split_interpreter(spec)[1]
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        env = {**os.environ, "PYTHONPATH": _worker_path(interpreter)}
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - the worker owns it; closed in stop()
         try:
-            _, info = parent.recv()
+            proc = subprocess.Popen(
+                [
+                    interpreter or sys.executable,
+                    "-m",
+                    "opref.worker",
+                    spec,
+                    suite,
+                    str(to_child_r),
+                    str(from_child_w),
+                ],
+                pass_fds=(to_child_r, from_child_w),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                close_fds=True,
+            )
+        except OSError as exc:
+            for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
+                os.close(fd)
+            log.close()
+            return None, None, f"cannot start {interpreter or sys.executable}: {exc}"
+        os.close(to_child_r)
+        os.close(from_child_w)
+        worker = cls(
+            proc, Connection(from_child_r, writable=False), Connection(to_child_w, readable=False), log
+        )
+        try:
+            _, data = worker.conn.recv()
         except (EOFError, OSError):
-            proc.join(5)
-            return worker, None, f"worker exited with code {proc.exitcode} before reporting"
-        return worker, info, ""
+            proc.wait(5)
+            why = f"worker exited with code {proc.returncode} before reporting{worker.stderr_tail()}"
+            worker.stop(kill=True)
+            return None, None, why
+        return worker, RuntimeInfo(**data), ""
+
+    def stderr_tail(self, lines: int = 3) -> str:
+        try:
+            self.log.seek(0)
+            text = self.log.read().decode(errors="replace").strip().splitlines()
+        except (OSError, ValueError):
+            return ""
+        return (": " + " | ".join(text[-lines:])) if text else ""
 
     def submit(self, name: str, dtype: str, timeout: float) -> bool:
         self.case, self.started = name, time.monotonic()
         self.deadline = self.started + timeout
         try:
-            self.conn.send((name, dtype))
+            self.outbox.send((name, dtype))
         except OSError:
             return False
         return True
@@ -104,13 +162,14 @@ class _Worker:
         now = time.monotonic()
         if ready:
             try:
-                _, _, outcome, u = self.conn.recv()
+                _, _, status, payload, message, placement, u = self.conn.recv()
+                outcome = Outcome(Status(status), decode_array(payload), message, placement)
                 return Finished(outcome, None, "", now - self.started, u)
             except (EOFError, OSError):
-                self.process.join(5)
-                return Finished(
-                    None, Verdict.CRASHED, _exit_reason(self.process.exitcode), now - self.started
-                )
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(5)
+                why = _exit_reason(self.process.returncode) + self.stderr_tail()
+                return Finished(None, Verdict.CRASHED, why, now - self.started)
         if now >= self.deadline:
             return Finished(
                 None,
@@ -121,16 +180,18 @@ class _Worker:
         return None
 
     def stop(self, kill: bool = False) -> None:
-        try:
-            if not kill and self.process.is_alive():
-                self.conn.send(None)
-                self.process.join(5)
-        except OSError:
-            pass
-        if self.process.is_alive():
+        if not kill and self.process.poll() is None:
+            try:
+                self.outbox.send(None)
+                self.process.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join(5)
-        self.conn.close()
+        self.process.wait()
+        for c in (self.conn, self.outbox):
+            c.close()
+        self.log.close()
 
 
 def run_runtime(
@@ -140,21 +201,21 @@ def run_runtime(
     *,
     jobs: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
-    executable: str | None = None,
     on_result: Callable[[str, Finished], None] | None = None,
 ) -> tuple[RuntimeInfo, dict[str, Finished]]:
     """Run ``cases`` ((name, dtype) pairs) on one runtime; RuntimeInfo says if it was available."""
     suite = str(Path(suite).absolute())
     pending = list(cases)
     results: dict[str, Finished] = {}
-    first, info, why = _Worker.start(spec, suite, executable)
+    first, info, why = _Worker.start(spec, suite)
     if info is None or not info.available:
-        first.stop()
+        if first is not None:
+            first.stop()
         return info or RuntimeInfo(spec, spec, "", False, why), results
     workers = [first]
     try:
         while len(workers) < min(jobs, len(pending)):
-            workers.append(_Worker.start(spec, suite, executable)[0])
+            workers.append(_start_or_raise(spec, suite))
         idle, busy = list(workers), []
         while pending or busy:
             while idle and pending:
@@ -165,7 +226,7 @@ def run_runtime(
                 else:  # died while idle: replace it and retry the case
                     w.stop(kill=True)
                     workers.remove(w)
-                    w = _Worker.start(spec, suite, executable)[0]
+                    w = _start_or_raise(spec, suite)
                     workers.append(w)
                     idle.append(w)
             ready = wait(
@@ -185,7 +246,7 @@ def run_runtime(
                 w.stop(kill=True)  # a crashed or hung worker is replaced, never reused
                 workers.remove(w)
                 if pending:
-                    w = _Worker.start(spec, suite, executable)[0]
+                    w = _start_or_raise(spec, suite)
                     workers.append(w)
                     idle.append(w)
     finally:
@@ -194,25 +255,25 @@ def run_runtime(
     return info, results
 
 
+def _start_or_raise(spec: str, suite: str) -> _Worker:
+    worker, _, why = _Worker.start(spec, suite)
+    if worker is None:
+        raise RuntimeError(f"{spec}: a replacement worker did not start: {why}")
+    return worker
+
+
 class CaseRunner:
     """One worker for one runtime, driven one case at a time (the pytest entry uses this)."""
 
-    def __init__(
-        self, spec: str, suite: str | Path, timeout: float = DEFAULT_TIMEOUT, executable: str | None = None
-    ):
-        self.spec, self.suite, self.timeout, self.executable = (
-            spec,
-            str(Path(suite).absolute()),
-            timeout,
-            executable,
-        )
-        self._worker, info, why = _Worker.start(spec, self.suite, executable)
+    def __init__(self, spec: str, suite: str | Path, timeout: float = DEFAULT_TIMEOUT):
+        self.spec, self.suite, self.timeout = spec, str(Path(suite).absolute()), timeout
+        self._worker, info, why = _Worker.start(spec, self.suite)
         self.info = info or RuntimeInfo(spec, spec, "", False, why)
 
     def run(self, name: str, dtype: str) -> Finished:
         w = self._worker
         if not w.submit(name, dtype, self.timeout):
-            finished = Finished(None, Verdict.CRASHED, _exit_reason(w.process.exitcode), 0.0)
+            finished = Finished(None, Verdict.CRASHED, _exit_reason(w.process.poll()) + w.stderr_tail(), 0.0)
         else:
             ready = wait([w.conn], timeout=self.timeout)
             finished = w.collect(bool(ready)) or Finished(
@@ -220,11 +281,12 @@ class CaseRunner:
             )
         if finished.failure is not None:
             w.stop(kill=True)
-            self._worker = _Worker.start(self.spec, self.suite, self.executable)[0]
+            self._worker = _start_or_raise(self.spec, self.suite)
         return finished
 
     def close(self) -> None:
-        self._worker.stop()
+        if self._worker is not None:
+            self._worker.stop()
 
 
 # --- judging ------------------------------------------------------------------------------
@@ -491,7 +553,6 @@ def validate(
     jobs: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
     expected: Sequence[Expectation] = (),
-    executables: dict[str, str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Validation:
     """Validate each runtime over the (verified) suite; see :class:`Validation`."""
@@ -530,7 +591,6 @@ def validate(
             [(n, data[n].record["dtype"]) for n in names],
             jobs=jobs,
             timeout=timeout,
-            executable=(executables or {}).get(spec),
             on_result=tick,
         )
         entry = asdict(info)

@@ -1,18 +1,24 @@
-"""The code a validation worker process runs: build one adapter, then run cases on request.
+"""A validation worker: a fresh interpreter that builds one adapter, then runs cases on request.
 
-Kept small and free of the validator's imports: it is what a ``spawn``-started process
-(possibly under another interpreter) imports first.
+Started as ``<python> -m opref.worker SPEC SUITE IN_FD OUT_FD`` (a new process image, like
+``spawn``: nothing of the parent's onnxruntime or BLAS threads is inherited). The interpreter
+may be another environment's: the parent never imports a runtime. Messages are pickled tuples
+of plain values only (arrays travel as dtype name, shape and bytes), so the two sides may run
+different numpy versions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import traceback
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from opref.runtimes import Outcome, RuntimeInfo, Status, create
+from opref.runtimes import Outcome, Status, create, split_interpreter
 from opref.vectors import DATA_SET, read_tensor
 
 
@@ -39,34 +45,86 @@ def run_case(adapter, case_dir: Path) -> Outcome:
         return Outcome(Status.ERROR, message=f"adapter raised {type(exc).__name__}: {exc}")
 
 
-def serve(conn, spec: str, suite: str) -> None:
-    """Worker main loop: send RuntimeInfo, then answer (case, dtype) requests until None."""
+def encode_array(a: np.ndarray | None) -> tuple[str, tuple[int, ...], bytes] | None:
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a)
+    return str(a.dtype), tuple(int(d) for d in a.shape), a.tobytes()
+
+
+def decode_array(payload) -> np.ndarray | None:
+    if payload is None:
+        return None
+    from opref.dtypes import DTYPES
+
+    name, shape, data = payload
+    dtype = DTYPES[name].numpy if name in DTYPES else np.dtype(name)
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
+def serve(inbox: Connection, outbox: Connection, spec: str, suite: str) -> None:
+    """Send the runtime's info, then answer (case, dtype) requests until None."""
     try:
-        adapter = create(spec)
+        adapter = create(split_interpreter(spec)[0])
         info = adapter.info()
     except Exception as exc:
-        conn.send(
+        outbox.send(
             (
                 "info",
-                RuntimeInfo(
-                    spec,
-                    spec,
-                    "",
-                    False,
-                    f"adapter failed to start: {exc!r}",
-                    {"traceback": traceback.format_exc()},
-                ),
+                {
+                    "spec": spec,
+                    "name": spec,
+                    "version": "",
+                    "available": False,
+                    "reason": f"adapter failed to start: {exc!r}",
+                    "details": {"traceback": traceback.format_exc()},
+                },
             )
         )
         return
-    conn.send(("info", info))
+    outbox.send(
+        (
+            "info",
+            {
+                "spec": spec,
+                "name": info.name,
+                "version": info.version,
+                "available": info.available,
+                "reason": info.reason,
+                "details": dict(info.details),
+            },
+        )
+    )
     if not info.available:
         return
     root = Path(suite) / "node"
     while True:
-        request = conn.recv()
+        request = inbox.recv()
         if request is None:
             return
         name, dtype = request
-        outcome = run_case(adapter, root / name)
-        conn.send(("outcome", name, outcome, adapter.unit_roundoff(dtype)))
+        oc = run_case(adapter, root / name)
+        outbox.send(
+            (
+                "outcome",
+                name,
+                str(oc.status),
+                encode_array(oc.output),
+                oc.message,
+                oc.placement,
+                adapter.unit_roundoff(dtype),
+            )
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    spec, suite, in_fd, out_fd = (argv if argv is not None else sys.argv[1:])[:4]
+    inbox = Connection(int(in_fd), writable=False)
+    outbox = Connection(int(out_fd), readable=False)
+    with contextlib.suppress(EOFError, BrokenPipeError):  # the parent went away
+        serve(inbox, outbox, spec, suite)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,10 @@
 
 Runtimes found automatically: onnxruntime CPU, every other execution provider the installed
 onnxruntime build lists (CUDA, TensorRT, OpenVINO, ...; each proven or reported unavailable),
-onnx.reference, and OpenVINO when it is installed. ``--runtime`` replaces that list.
+onnx.reference, OpenVINO when it is installed, and the runtimes of the extra environments
+that ``scripts/make-envs`` (or ``--build-envs``) builds under .venvs/: onnxruntime's OpenVINO
+execution provider and onnxruntime 1.16.3, each run under its own interpreter.
+``--runtime`` replaces that list.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,9 +28,18 @@ from opref.runtimes.ort import PROVIDER_ALIASES  # noqa: E402
 from opref.validate import parse_expected, summary_lines, validate  # noqa: E402
 from opref.vectors import generate, progress_bar  # noqa: E402
 
+# Extra environments built by scripts/make-envs: (interpreter, runtime specs run under it).
+EXTRA_ENVS = (
+    (".venvs/ort-openvino/bin/python", ("ort:openvino",)),
+    (".venvs/ort-1.16/bin/python", ("ort:cpu",)),
+)
+
 
 def detect_runtimes() -> list[str]:
     found = ["ort:cpu"]
+    for interpreter, specs in EXTRA_ENVS:
+        if (ROOT / interpreter).is_file():
+            found += [f"{spec}@{ROOT / interpreter}" for spec in specs]
     try:
         import onnxruntime as ort
 
@@ -55,7 +68,14 @@ def main() -> int:
     ap.add_argument("--expected", default=str(ROOT / "known-failures.txt"))
     ap.add_argument("--build", default=str(ROOT / "build"), help="where the suite and results go")
     ap.add_argument("--out", default=str(ROOT / "report"), help="the report directory")
+    ap.add_argument(
+        "--build-envs",
+        action="store_true",
+        help="first build the extra runtime environments (scripts/make-envs)",
+    )
     args = ap.parse_args()
+    if args.build_envs:
+        subprocess.run([str(ROOT / "scripts" / "make-envs")], check=True)
 
     t0 = time.perf_counter()
     build = Path(args.build)

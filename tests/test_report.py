@@ -69,6 +69,19 @@ def test_markdown_has_matrix_failures_and_ambiguity_table(results):
     assert "## Placement" in md and "fake" in md
 
 
+def test_build_matrix_lists_cases_where_runtimes_disagree(results):
+    data = aggregate([results]).data
+    row = data["build_matrix"]["seed_basic"]
+    assert row[f"{F}?mode=good"] == "pass" and row[f"{F}?mode=crash&only=seed_basic"] == "crashed"
+    assert (
+        data["build_matrix"]["amb_neg_total_same_upper_float32_exact"][
+            f"{F}?reading.negative-total-padding=clamp"
+        ]
+        == "divergence: clamp"
+    )
+    assert "## Where the runtimes disagree" in markdown(aggregate([results]))
+
+
 def test_report_json_counts_match_the_records(results):
     data = aggregate([results]).data
     total = sum(sum(row.values()) for row in data["matrix"].values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import types
@@ -344,3 +345,66 @@ def test_openvino_adapter_when_installed():
     assert v["rank1_basic_bfloat16_exact"] == "pass"  # bfloat16 output bits reinterpreted, not float16
     assert v["rank4_s2_float32_exact"] == "unsupported"  # 4 spatial axes: OpenVINO cannot convert it
     assert v["reject_group_zero"] == "accepted-invalid"  # measured: it accepts group = 0
+
+
+# --- runtimes in another interpreter (issue 7) ---------------------------------------------
+
+
+def test_fake_runtime_in_a_second_interpreter(suite):
+    spec = f"{FAKE}?mode=shift-pad&only=seed_basic@{sys.executable}"
+    res = validate(suite, [spec, FAKE])
+    v = verdicts(res, spec)
+    assert v["seed_basic"] == "fail-values" and v["seed_stride2"] == "pass"
+    assert res.runtimes[0]["spec"] == spec and res.runtimes[0]["available"]
+
+
+def test_another_interpreter_gets_none_of_our_site_packages():
+    from opref.validate import _worker_path
+
+    entries = _worker_path("/elsewhere/bin/python").split(os.pathsep)
+    assert entries[0] == str(ROOT)
+    assert str(Path(__file__).parent) in entries  # where py:fake_runtimes lives
+    assert not [e for e in entries if "-packages" in e]
+    assert any("-packages" in e for e in _worker_path(None).split(os.pathsep))
+
+
+def test_missing_interpreter_is_unavailable(suite):
+    res = validate(suite, [f"ort:cpu@{suite}/no/such/python"])
+    rt = res.runtimes[0]
+    assert not rt["available"] and "cannot start" in rt["reason"] and not res.records
+
+
+def test_the_parent_never_imports_a_runtime(suite):
+    code = (
+        "import sys; from opref.validate import validate; "
+        f"r = validate({str(suite)!r}, ['ort:cpu', 'onnx-reference'], only=['seed_basic']); "
+        "assert [x['verdict'] for x in r.records] == ['pass', 'pass'], r.records; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'openvino')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+OPENVINO_ENV = ROOT / ".venvs" / "ort-openvino" / "bin" / "python"
+
+
+@pytest.mark.skipif(not OPENVINO_ENV.is_file(), reason="run scripts/make-envs to build .venvs/ort-openvino")
+def test_onnxruntime_openvino_provider_for_real():
+    spec = f"ort:openvino@{OPENVINO_ENV}"
+    res = validate(
+        VECTORS,
+        [spec],
+        only=["seed_*", "rank2_basic_float64_exact", "autopad_notset_output_shape_odd_float32_exact"],
+    )
+    by = {r["case"]: r for r in res.records}
+    assert (
+        res.runtimes[0]["version"] and res.runtimes[0]["details"]["provider"] == "OpenVINOExecutionProvider"
+    )
+    for name in ("seed_basic", "seed_stride2_pad1", "seed_two_channels"):
+        assert by[name]["verdict"] == "pass" and by[name]["placement"] == "OpenVINOExecutionProvider", by[
+            name
+        ]
+    assert by["rank2_basic_float64_exact"]["verdict"] == "fallback"  # the provider does not take float64
+    assert (
+        by["autopad_notset_output_shape_odd_float32_exact"]["verdict"] == "fail-values"
+    )  # measured divergence

@@ -55,9 +55,20 @@ _FACTORIES: dict[str, Callable[[str, str, dict[str, str]], Adapter]] = {
 }
 
 
+def split_interpreter(spec: str) -> tuple[str, str | None]:
+    """``kind:arg?opts@/path/to/python`` -> (``kind:arg?opts``, the interpreter or None)."""
+    plain, sep, interpreter = spec.rpartition("@")
+    if not sep:
+        return spec, None
+    if not interpreter:
+        raise RuntimeSpecError(f"{spec!r}: name an interpreter after '@'")
+    return plain, interpreter
+
+
 def parse(spec: str) -> tuple[str, str, dict[str, str]]:
-    """Split ``kind[:arg][?k=v&...]`` into its parts; RuntimeSpecError if the kind is unknown."""
-    head, _, query = spec.partition("?")
+    """Split ``kind[:arg][?k=v&...][@python]`` into kind, arg and options (the interpreter is
+    the validator's business); RuntimeSpecError if the kind is unknown."""
+    head, _, query = split_interpreter(spec)[0].partition("?")
     kind, _, arg = head.partition(":")
     if kind not in _FACTORIES:
         raise RuntimeSpecError(f"{spec!r}: unknown runtime {kind!r}; known: {sorted(_FACTORIES)}")
@@ -74,4 +85,13 @@ def create(spec: str) -> Adapter:
     return _FACTORIES[kind](spec, arg, options)
 
 
-__all__ = ["Adapter", "Outcome", "RuntimeInfo", "RuntimeSpecError", "Status", "create", "parse"]
+__all__ = [
+    "Adapter",
+    "Outcome",
+    "RuntimeInfo",
+    "RuntimeSpecError",
+    "Status",
+    "create",
+    "parse",
+    "split_interpreter",
+]

@@ -8,6 +8,7 @@ placement is read back from onnxruntime's own profile of the run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -29,6 +30,15 @@ PROVIDER_ALIASES = {
 
 # The message onnxruntime gives when disable_cpu_ep_fallback stops a node going to CPU.
 _FALLBACK_MARKERS = ("fallback to cpu ep has been explicitly disabled", "assigned to the default cpu ep")
+
+
+# Messages that mean "this build cannot run this (dtype, opset, IR version)", not "this is wrong".
+_UNSUPPORTED_MARKERS = (
+    "not_implemented",
+    "could not find an implementation",
+    "unsupported model ir version",
+    "opset version is not supported",
+)
 
 
 def provider_name(alias: str) -> str:
@@ -152,17 +162,21 @@ def _probe_session(ort, provider: str, options: dict[str, str]) -> tuple[list[st
 
 
 def _profiled_placement(sess) -> str:
+    """The providers that ran the graph's node events, from onnxruntime's own profile.
+
+    The model has one node; a provider may fuse it into a subgraph of its own name
+    ("OpenVINO-EP-subgraph_1"), so every node event counts, whatever its op name.
+    """
     path = sess.end_profiling()
     try:
         with open(path) as fh:
             events = json.load(fh)
     except (OSError, ValueError):
         return ""
-    providers = {
-        e.get("args", {}).get("provider", "")
-        for e in events
-        if e.get("cat") == "Node" and e.get("args", {}).get("op_name") == "ConvTranspose"
-    }
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    providers = {e.get("args", {}).get("provider", "") for e in events if e.get("cat") == "Node"}
     providers.discard("")
     return ",".join(sorted(providers))
 
@@ -172,10 +186,6 @@ def _classify(exc: Exception) -> Outcome:
     low = text.lower()
     if any(m in low for m in _FALLBACK_MARKERS):
         return Outcome(Status.FALLBACK, message=text)
-    if (
-        type(exc).__name__ == "NotImplemented"
-        or "not_implemented" in low
-        or "could not find an implementation" in low
-    ):
+    if type(exc).__name__ == "NotImplemented" or any(m in low for m in _UNSUPPORTED_MARKERS):
         return Outcome(Status.UNSUPPORTED, message=text)
     return Outcome(Status.ERROR, message=f"{type(exc).__name__}: {text}")
