@@ -706,10 +706,3 @@ def catalog(
     if len(set(names)) != len(names):
         raise AssertionError("duplicate case names in the catalog")
     return cases
-
-
-def ambiguity_ids(case: Case) -> tuple[str, ...]:
-    """The ambiguity ids a valid case touches (empty for must-reject cases)."""
-    if case.reject:
-        return ()
-    return case.geometry().ambiguities

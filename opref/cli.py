@@ -123,7 +123,6 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import json as _json
     from pathlib import Path
 
     from opref.runtimes import RuntimeSpecError
@@ -145,14 +144,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except (OSError, ValueError, RuntimeSpecError, SuiteError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "results.json.tmp"
-    tmp.write_text(_json.dumps(result.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
-    tmp.replace(out / "results.json")
+    path = result.write(args.out)
     for line in summary_lines(result):
         print(line)
-    print(f"results: {out / 'results.json'}")
+    print(f"results: {path}")
     return result.exit_code
 
 

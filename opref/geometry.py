@@ -82,10 +82,6 @@ class Geometry:
     opset: int
     axes: tuple[Axis, ...]
 
-    @property
-    def spatial_rank(self) -> int:
-        return len(self.axes)
-
 
 def _as_int(name: str, value: object) -> int:
     # bool is an int subclass, and floats such as 2.0 are not attribute values in ONNX.

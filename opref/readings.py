@@ -124,14 +124,3 @@ def resolve_readings(readings: Mapping[str, str] | None) -> dict[str, str]:
             )
         chosen[key] = value
     return chosen
-
-
-def alternatives(ids: tuple[str, ...]) -> list[tuple[str, str]]:
-    """Every (ambiguity id, non-default reading) pair for the given ids, in table order."""
-    return [
-        (aid, name)
-        for aid in AMBIGUITIES
-        if aid in ids
-        for name in AMBIGUITIES[aid].readings
-        if name != AMBIGUITIES[aid].default
-    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import itertools
+import json
 import os
 import platform
 import shlex
@@ -531,6 +532,14 @@ class Validation:
             "unexpected": self.unexpected,
             "stale_expectations": self.stale_expectations,
         }
+
+    def write(self, out: str | Path) -> Path:
+        """Write ``out/results.json`` (through a temporary file, so a reader never sees half)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / "results.json.tmp"
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
+        return tmp.replace(out / "results.json")
 
     @property
     def exit_code(self) -> int:

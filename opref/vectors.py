@@ -394,10 +394,6 @@ class Verification:
     case_problems: dict[str, str]  # case -> what is wrong with its files or record
     suite_problems: list[str]  # files and directories the manifest does not account for
 
-    @property
-    def ok(self) -> bool:
-        return not self.case_problems and not self.suite_problems
-
 
 # Nothing larger is read from a suite someone else produced (a model, or one tensor file).
 MAX_FILE_BYTES = 256 * 2**20

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import subprocess
 import sys
 import time
@@ -110,9 +109,7 @@ def main() -> int:
         expected=expected,
         progress=tick,
     )
-    (build / "results").mkdir(parents=True, exist_ok=True)
-    results_path = build / "results" / "results.json"
-    results_path.write_text(json.dumps(result.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
+    result.write(build / "results")
     for line in summary_lines(result):
         print(line)
     report = write_report([result.to_dict()], args.out)
