@@ -1,16 +1,29 @@
 """The values of ConvTranspose: the scatter definition of spec notes section 2, vectorised.
 
-Per group, the channel contraction is one BLAS matrix product in float64 giving every kernel
-tap's contribution at every input position. Output positions are then split by their
-residue modulo the stride ("phases"): within one phase every tap lands on a contiguous,
-shifted block, so the taps are accumulated with contiguous adds into one buffer per phase,
-and each phase buffer is written once into the strided output, rounded to X's dtype.
-Pads (negative ones too) only shift and clip those blocks; no padded buffer exists.
+Output positions are split by their residue modulo the stride ("phases"). Within one phase,
+kernel tap k of input position i lands at phase index i + shift[k], so each phase is a plain
+stride-1 correlation of X with that phase's taps, and each phase buffer is finally written
+once into the strided output, rounded to X's dtype. Everything before that rounding is
+float64. Two paths compute the phase buffers:
+
+- stacked, for finite operands: X is copied once into a zero-bordered buffer laid out flat,
+  where moving by a tap is adding an offset. Shifted copies of it are stacked, one per
+  relative tap offset (phases share them: their taps sit at the same relative offsets), and
+  each phase is one BLAS product of its taps' weights with a window of the stack, the bias
+  riding along as one more row of ones. The border's zeros meet taps that fall outside X.
+- scatter, when X, W or B holds an inf or NaN: there a border zero times an infinite weight
+  would be a NaN that the spec's sum does not have. One product per group gives every tap's
+  contribution at every input position, and each tap's block is added, clipped to the
+  output, into its phase buffer.
+
+Pads (negative ones too) only shift and clip; no padded output exists.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,15 +35,20 @@ from opref.errors import SpecError
 from opref.geometry import Axis, Geometry, geometry
 
 # Scratch memory kept between calls (per thread, up to this many bytes): fresh pages cost
-# a page fault on first touch, which for the GEMM result was a third of the run time.
+# a page fault on first touch, which for a product's result was a third of the run time.
 _SCRATCH_LIMIT = 64 * 2**20
+# The stack is built in column chunks of at most this many bytes (but at least _MIN_COLUMNS
+# columns), so its size does not grow with the number of taps times the input.
+_STACK_BYTES = 16 * 2**20
+_MIN_COLUMNS = 512
+# The scatter path takes images in batches whose product fits in cache.
 _CACHE_BYTES = 2**20
 _scratch = threading.local()
 
 
 def _workspace(slot: str, shape: tuple[int, ...]) -> np.ndarray:
     """An uninitialised float64 array of ``shape``, reusing this thread's buffer ``slot``."""
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     if size * 8 > _SCRATCH_LIMIT:
         return np.empty(shape, dtype=np.float64)
     buf = getattr(_scratch, slot, None)
@@ -63,6 +81,11 @@ class _AxisPlan:
             return None
         return slice(lo, hi), slice(lo + shift, hi + shift)
 
+    def reaching(self, phase: int) -> tuple[int, ...]:
+        """The taps that put something into ``phase``, by decreasing shift."""
+        taps = [k for k, p in enumerate(self.tap_phase) if p == phase and self.window(k)]
+        return tuple(sorted(taps, key=lambda k: -self.tap_shift[k]))
+
 
 def _plan(ax: Axis) -> _AxisPlan:
     s = ax.stride
@@ -75,21 +98,162 @@ def _plan(ax: Axis) -> _AxisPlan:
     return _AxisPlan(first, count, phase, shift, ax.input)
 
 
-def _accumulate(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
-    """float64 phase buffers {phase tuple: array (M, N, count...)} of the output.
+def _phase_keys(plans: Sequence[_AxisPlan]) -> list[tuple[int, ...]]:
+    """The phases (one residue per axis) that hold at least one output position."""
+    return [
+        key
+        for key in itertools.product(*(range(len(p.count)) for p in plans))
+        if all(p.count[k] for p, k in zip(plans, key, strict=True))
+    ]
 
-    X, W and B may have any float dtype; they are widened to float64 on the way in.
+
+@dataclass(frozen=True)
+class _PhaseProduct:
+    """One phase of the stacked path: the stack's first ``len(taps)`` blocks, from ``base``.
+
+    ``taps`` holds the flat kernel tap whose weights multiply each block (-1: zero weights,
+    a block inside the contiguous run that this phase has no tap for); empty when no tap
+    reaches the phase, which then holds the bias alone.
     """
+
+    key: tuple[int, ...]
+    base: int
+    taps: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Stack:
+    """The stacked path's layout for one set of axes (cached: it depends on no values).
+
+    X sits in a flat buffer of extent ``extent`` per axis at index x + ``border[axis]``;
+    block b of the stack is that buffer moved by ``offsets[b]``. Blocks run over every
+    combination of relative tap offsets, the last axis fastest, so a phase whose taps
+    use fewer offsets on some axis still finds them in one contiguous run of blocks.
+    """
+
+    plans: tuple[_AxisPlan, ...]
+    extent: tuple[int, ...]
+    border: tuple[int, ...]
+    offsets: tuple[int, ...]
+    phases: tuple[_PhaseProduct, ...]
+
+    @property
+    def reach(self) -> int:
+        """How far past a column any phase's product reads: its largest base."""
+        return max((p.base for p in self.phases), default=0)
+
+
+@functools.lru_cache(maxsize=128)
+def _stack(axes: tuple[Axis, ...]) -> _Stack:
+    plans = tuple(_plan(ax) for ax in axes)
+    keys = _phase_keys(plans)
+    reaching = [{k: p.reaching(k) for k in {key[a] for key in keys}} for a, p in enumerate(plans)]
+    shifts = [
+        [p.tap_shift[k] for taps in r.values() for k in taps] for p, r in zip(plans, reaching, strict=True)
+    ]
+    border = tuple(max(s, default=0) for s in shifts)
+    extent = tuple(
+        max(p.count) + b - min(s, default=0) for p, b, s in zip(plans, border, shifts, strict=True)
+    )
+    step = [math.prod(extent[a + 1 :]) for a in range(len(axes))]
+    # Within a phase, successive taps are stride/gcd apart, so their shifts differ by this:
+    gap = [ax.dilation // math.gcd(ax.stride, ax.dilation) for ax in axes]
+    most = [max(map(len, r.values()), default=1) or 1 for r in reaching]
+    blocks = list(itertools.product(*(range(n) for n in most)))
+    offsets = tuple(sum(i * g * st for i, g, st in zip(b, gap, step, strict=True)) for b in blocks)
+    kernel = tuple(ax.kernel for ax in axes)
+    phases = []
+    for key in keys:
+        taps = [reaching[a][k] for a, k in enumerate(key)]
+        if not all(taps):
+            phases.append(_PhaseProduct(key, 0, ()))
+            continue
+        # The blocks it uses: a run from block 0, to the end of the first axis with two taps.
+        split = next((a for a, t in enumerate(taps) if len(t) > 1), len(axes) - 1)
+        used = len(taps[split]) * math.prod(most[split + 1 :])
+        flat = tuple(
+            int(np.ravel_multi_index([t[i] for t, i in zip(taps, b, strict=True)], kernel))
+            if all(i < len(t) for t, i in zip(taps, b, strict=True))
+            else -1
+            for b in blocks[:used]
+        )
+        base = sum((border[a] - plans[a].tap_shift[t[0]]) * step[a] for a, t in enumerate(taps))
+        phases.append(_PhaseProduct(key, base, flat))
+    return _Stack(plans, extent, border, offsets, tuple(phases))
+
+
+def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
+    """float64 phase buffers {phase: array (M, N, count...)} of finite operands."""
+    n, c = geo.x_shape[:2]
+    groups, mg = geo.group, geo.w_shape[1]
+    cg, m = c // groups, groups * mg
+    st = _stack(geo.axes)
+    columns = n * math.prod(st.extent)  # product columns: every position of the flat buffer
+    spill = st.reach + max(st.offsets)  # the flat buffer's zero tail beyond its last image
+
+    # Each group's stack: a row of ones (the bias's partner), then the blocks, cg rows each.
+    rows = 1 + len(st.offsets) * cg
+    width = max(_MIN_COLUMNS, _STACK_BYTES // (8 * groups * rows) - st.reach)
+    if width >= columns:  # one chunk: X goes straight into block 0, the others copy it
+        width, copied = max(1, columns), 1  # (no columns at all when N = 0)
+        stack = _workspace("stack", (groups, rows, columns + spill))
+        flat = stack[:, 1 : 1 + cg]
+    else:
+        copied = 0
+        stack = _workspace("stack", (groups, rows, width + st.reach))
+        flat = _workspace("x", (groups, cg, columns + spill))
+    stack[:, 0] = 1.0
+    flat[...] = 0.0
+    inside = tuple(
+        slice(max(0, -b), max(0, -b, min(ax.input, e - b)))
+        for ax, b, e in zip(geo.axes, st.border, st.extent, strict=True)
+    )
+    moved = tuple(slice(s.start + b, s.stop + b) for s, b in zip(inside, st.border, strict=True))
+    grid = flat[:, :, :columns].reshape(groups, cg, n, *st.extent)
+    x = X.reshape(n, groups, cg, *geo.x_shape[2:]).transpose(1, 2, 0, *range(3, 3 + len(geo.axes)))
+    grid[(slice(None), slice(None), slice(None), *moved)] = x[
+        (slice(None), slice(None), slice(None), *inside)
+    ]
+
+    w = W.astype(np.float64).reshape(groups, cg, mg, -1)
+    w = np.concatenate([w, np.zeros((groups, cg, mg, 1))], axis=3)  # tap -1: zero weights
+    bias = None if B is None else B.astype(np.float64).reshape(groups, mg, 1)
+    first_row = 0 if B is not None else 1
+    weights = {}
+    space = _workspace("phases", (len(st.phases), m, columns))
+    phases = {}
+    for buf, ph in zip(space, st.phases, strict=True):
+        counts = (slice(0, p.count[k]) for p, k in zip(st.plans, ph.key, strict=True))
+        phases[ph.key] = buf.reshape(m, n, *st.extent)[(slice(None), slice(None), *counts)]
+        if not ph.taps:
+            buf[...] = 0.0 if B is None else B.astype(np.float64)[:, None]
+            continue
+        wp = w[..., list(ph.taps)].transpose(0, 2, 3, 1).reshape(groups, mg, len(ph.taps) * cg)
+        weights[ph.key] = wp if bias is None else np.concatenate([bias, wp], axis=2)
+
+    blocks = stack[:, 1:].reshape(groups, len(st.offsets), cg, -1)
+    for q0 in range(0, columns, width):
+        wide = min(width, columns - q0)
+        for b in range(copied, len(st.offsets)):
+            off = q0 + st.offsets[b]
+            blocks[:, b, :, : wide + st.reach] = flat[:, :, off : off + wide + st.reach]
+        for buf, ph in zip(space, st.phases, strict=True):
+            if ph.taps:
+                operand = stack[:, first_row : 1 + len(ph.taps) * cg, ph.base : ph.base + wide]
+                np.matmul(
+                    weights[ph.key], operand, out=buf.reshape(groups, mg, columns)[:, :, q0 : q0 + wide]
+                )
+    return phases, st.plans
+
+
+def _scattered(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
+    """float64 phase buffers {phase: array (M, N, count...)} of any operands, inf and NaN too."""
     n, c = geo.x_shape[:2]
     cg, mg, m = c // geo.group, geo.w_shape[1], geo.output_shape[1]
     kernel = geo.kernel_shape
     ntaps = int(np.prod(kernel))
     plans = [_plan(ax) for ax in geo.axes]
-    keys = [
-        key
-        for key in itertools.product(*(range(ax.stride) for ax in geo.axes))
-        if all(p.count[k] for p, k in zip(plans, key, strict=True))
-    ]
+    keys = _phase_keys(plans)
     # All phase buffers share one workspace: together they are exactly the output's size.
     space = _workspace("phases", (int(np.prod(geo.output_shape)),))
     phases, offset = {}, 0
@@ -126,6 +290,20 @@ def _accumulate(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometr
             for t, key, src, dst in windows:
                 phases[key][(channels, images, *dst)] += taps[(t, slice(None), slice(None), *src)]
     return phases, plans
+
+
+def _finite(*arrays: np.ndarray | None) -> bool:
+    return all(a is None or bool(np.isfinite(a).all()) for a in arrays)
+
+
+def _accumulate(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
+    """float64 phase buffers {phase: array (M, N, count...)} and the axis plans.
+
+    X, W and B may have any float dtype; they are widened to float64 on the way in.
+    """
+    if _finite(X, W, B):
+        return _stacked(X, W, B, geo)
+    return _scattered(X, W, B, geo)
 
 
 def _assemble(phases, plans, geo: Geometry, dtype: DType) -> np.ndarray:

@@ -54,6 +54,9 @@ SHAPES = (
 )
 
 
+PAUSE = 0.25  # seconds between blocks; see measure()
+
+
 def block_times(fn, repeat: int) -> list[float]:
     fn()  # warm-up
     times = []
@@ -100,14 +103,16 @@ def measure(shape: Shape, rng: np.random.RandomState, repeat: int, with_onnx_ref
 
     ort_y, ref_y = run_ort(), run_opref()
     assert ort_y.shape == ref_y.shape, (ort_y.shape, ref_y.shape)
-    # Alternate blocks of runs so that drift hits both alike; the pause lets onnxruntime's
-    # spinning worker threads go idle before numpy's BLAS threads need the cores.
+    # Alternate blocks of runs so that drift hits both alike. The pause matters: after a call,
+    # OpenBLAS's and onnxruntime's worker threads keep spinning for tens of milliseconds, and
+    # on a 2-core machine the other side's first ~50 ms then run at half speed or worse
+    # (measured: onnxruntime 7.8 ms 10-50 ms after a numpy product, 3.1 ms after 100 ms).
     t_ort, t_ref = [], []
     for _ in range(3):
         t_ort += block_times(run_ort, repeat)
-        time.sleep(0.05)
+        time.sleep(PAUSE)
         t_ref += block_times(run_opref, repeat)
-        time.sleep(0.05)
+        time.sleep(PAUSE)
     row = {
         "shape": shape.label,
         "ort": statistics.median(t_ort),

@@ -87,6 +87,9 @@ def naive_conv_transpose(
                     idx.append(num // s[ax])
                 else:
                     for ci in range(cg):
-                        terms.append(X[(b, g * cg + ci, *idx)] * W[(g * cg + ci, m, *kappa)])
-            Y[(b, oc, *o)] = math.fsum(terms)
+                        # Python floats: inf * 0 is NaN, without numpy's warning.
+                        terms.append(float(X[(b, g * cg + ci, *idx)]) * float(W[(g * cg + ci, m, *kappa)]))
+            # fsum refuses inf - inf; when a term is not finite, IEEE addition in any order
+            # gives the one possible result (inf, -inf or NaN).
+            Y[(b, oc, *o)] = math.fsum(terms) if np.isfinite(terms).all() else sum(terms)
     return Y
