@@ -41,6 +41,8 @@ _SCRATCH_LIMIT = 64 * 2**20
 # columns), so its size does not grow with the number of taps times the input.
 _STACK_BYTES = 16 * 2**20
 _MIN_COLUMNS = 512
+# See _stack: how many times its own flops a phase may spend to share a product.
+_MERGE_WASTE = 1.0
 # The scatter path takes images in batches whose product fits in cache.
 _CACHE_BYTES = 2**20
 _scratch = threading.local()
@@ -108,17 +110,19 @@ def _phase_keys(plans: Sequence[_AxisPlan]) -> list[tuple[int, ...]]:
 
 
 @dataclass(frozen=True)
-class _PhaseProduct:
-    """One phase of the stacked path: the stack's first ``len(taps)`` blocks, from ``base``.
+class _Product:
+    """One BLAS product of the stacked path: phases that read the stack from one column.
 
-    ``taps`` holds the flat kernel tap whose weights multiply each block (-1: zero weights,
-    a block inside the contiguous run that this phase has no tap for); empty when no tap
-    reaches the phase, which then holds the bias alone.
+    It multiplies the stack's first ``blocks`` blocks, from column ``base``, by the weights
+    of the phases ``keys``, whose output rows follow each other. ``taps[i][b]`` is the flat
+    kernel tap whose weights meet block b in phase ``keys[i]``; -1 means zero weights (a
+    block of the run that this phase has no tap for).
     """
 
-    key: tuple[int, ...]
     base: int
-    taps: tuple[int, ...]
+    blocks: int
+    keys: tuple[tuple[int, ...], ...]
+    taps: tuple[tuple[int, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -129,18 +133,25 @@ class _Stack:
     block b of the stack is that buffer moved by ``offsets[b]``. Blocks run over every
     combination of relative tap offsets, the last axis fastest, so a phase whose taps
     use fewer offsets on some axis still finds them in one contiguous run of blocks.
+    ``idle`` are the phases that no tap reaches: they hold the bias alone.
     """
 
     plans: tuple[_AxisPlan, ...]
     extent: tuple[int, ...]
     border: tuple[int, ...]
     offsets: tuple[int, ...]
-    phases: tuple[_PhaseProduct, ...]
+    products: tuple[_Product, ...]
+    idle: tuple[tuple[int, ...], ...]
 
     @property
     def reach(self) -> int:
-        """How far past a column any phase's product reads: its largest base."""
-        return max((p.base for p in self.phases), default=0)
+        """How far past a column any product reads: the largest base."""
+        return max((p.base for p in self.products), default=0)
+
+    @property
+    def keys(self) -> list[tuple[int, ...]]:
+        """Every phase, in the order of the phase buffers."""
+        return [k for p in self.products for k in p.keys] + list(self.idle)
 
 
 @functools.lru_cache(maxsize=128)
@@ -162,11 +173,11 @@ def _stack(axes: tuple[Axis, ...]) -> _Stack:
     blocks = list(itertools.product(*(range(n) for n in most)))
     offsets = tuple(sum(i * g * st for i, g, st in zip(b, gap, step, strict=True)) for b in blocks)
     kernel = tuple(ax.kernel for ax in axes)
-    phases = []
+    runs, idle = [], []
     for key in keys:
         taps = [reaching[a][k] for a, k in enumerate(key)]
         if not all(taps):
-            phases.append(_PhaseProduct(key, 0, ()))
+            idle.append(key)
             continue
         # The blocks it uses: a run from block 0, to the end of the first axis with two taps.
         split = next((a for a, t in enumerate(taps) if len(t) > 1), len(axes) - 1)
@@ -178,15 +189,34 @@ def _stack(axes: tuple[Axis, ...]) -> _Stack:
             for b in blocks[:used]
         )
         base = sum((border[a] - plans[a].tap_shift[t[0]]) * step[a] for a, t in enumerate(taps))
-        phases.append(_PhaseProduct(key, base, flat))
-    return _Stack(plans, extent, border, offsets, tuple(phases))
+        runs.append((base, -used, key, flat))
+    # Phases with one base share a product (shorter runs padded with zero weights) as long as
+    # that costs at most _MERGE_WASTE times their own flops: one tall product beats several
+    # flat ones, most of all when M/group is small.
+    products: list[list] = []
+    for base, minus_used, key, flat in sorted(runs):
+        last = products[-1] if products else None
+        if last and last[0] == base and (len(last[2]) + 1) * last[1] <= _MERGE_WASTE * (last[3] - minus_used):
+            last[2].append(key)
+            last[3] -= minus_used
+            last[4].append(flat + (-1,) * (last[1] + minus_used))
+        else:
+            products.append([base, -minus_used, [key], -minus_used, [flat]])
+    return _Stack(
+        plans,
+        extent,
+        border,
+        offsets,
+        tuple(_Product(b, n, tuple(k), tuple(t)) for b, n, k, _, t in products),
+        tuple(idle),
+    )
 
 
 def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
-    """float64 phase buffers {phase: array (M, N, count...)} of finite operands."""
+    """float64 phase buffers {phase: array (group, M/group, N, count...)} of finite operands."""
     n, c = geo.x_shape[:2]
     groups, mg = geo.group, geo.w_shape[1]
-    cg, m = c // groups, groups * mg
+    cg = c // groups
     st = _stack(geo.axes)
     columns = n * math.prod(st.extent)  # product columns: every position of the flat buffer
     spill = st.reach + max(st.offsets)  # the flat buffer's zero tail beyond its last image
@@ -203,7 +233,6 @@ def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
         stack = _workspace("stack", (groups, rows, width + st.reach))
         flat = _workspace("x", (groups, cg, columns + spill))
     stack[:, 0] = 1.0
-    flat[...] = 0.0
     inside = tuple(
         slice(max(0, -b), max(0, -b, min(ax.input, e - b)))
         for ax, b, e in zip(geo.axes, st.border, st.extent, strict=True)
@@ -211,25 +240,35 @@ def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
     moved = tuple(slice(s.start + b, s.stop + b) for s, b in zip(inside, st.border, strict=True))
     grid = flat[:, :, :columns].reshape(groups, cg, n, *st.extent)
     x = X.reshape(n, groups, cg, *geo.x_shape[2:]).transpose(1, 2, 0, *range(3, 3 + len(geo.axes)))
-    grid[(slice(None), slice(None), slice(None), *moved)] = x[
-        (slice(None), slice(None), slice(None), *inside)
-    ]
+    lead = (slice(None),) * 3
+    grid[(*lead, *moved)] = x[(*lead, *inside)]
+    for a, where in enumerate(moved):  # zeros around X: one slab before and one after, per axis
+        axis = (*lead, *(slice(None),) * a)
+        grid[(*axis, slice(0, where.start))] = 0.0
+        grid[(*axis, slice(where.stop, None))] = 0.0
+    flat[:, :, columns:] = 0.0  # feeds only discarded columns: keep stale NaN or subnormals out
 
     w = W.astype(np.float64).reshape(groups, cg, mg, -1)
     w = np.concatenate([w, np.zeros((groups, cg, mg, 1))], axis=3)  # tap -1: zero weights
-    bias = None if B is None else B.astype(np.float64).reshape(groups, mg, 1)
+    keys = st.keys
+    space = _workspace("phases", (groups, len(keys), mg, columns))
+    counts = {k: tuple(slice(0, p.count[i]) for p, i in zip(st.plans, k, strict=True)) for k in keys}
+    phases = {
+        k: space[:, i].reshape(groups, mg, n, *st.extent)[(..., *counts[k])] for i, k in enumerate(keys)
+    }
+    for i in range(len(keys) - len(st.idle), len(keys)):
+        space[:, i] = 0.0 if B is None else B.astype(np.float64).reshape(groups, mg, 1)
+    weights = []
+    for pr in st.products:
+        # (G, cg, mg, phases, blocks) -> rows (phase, mg), columns (block, cg): the stack's order.
+        wp = w[..., np.array(pr.taps)].transpose(0, 3, 2, 4, 1)
+        wp = wp.reshape(groups, len(pr.keys) * mg, pr.blocks * cg)
+        if B is not None:
+            bias = B.astype(np.float64).reshape(groups, 1, mg, 1)
+            bias = np.broadcast_to(bias, (groups, len(pr.keys), mg, 1)).reshape(groups, -1, 1)
+            wp = np.concatenate([bias, wp], axis=2)
+        weights.append(wp)
     first_row = 0 if B is not None else 1
-    weights = {}
-    space = _workspace("phases", (len(st.phases), m, columns))
-    phases = {}
-    for buf, ph in zip(space, st.phases, strict=True):
-        counts = (slice(0, p.count[k]) for p, k in zip(st.plans, ph.key, strict=True))
-        phases[ph.key] = buf.reshape(m, n, *st.extent)[(slice(None), slice(None), *counts)]
-        if not ph.taps:
-            buf[...] = 0.0 if B is None else B.astype(np.float64)[:, None]
-            continue
-        wp = w[..., list(ph.taps)].transpose(0, 2, 3, 1).reshape(groups, mg, len(ph.taps) * cg)
-        weights[ph.key] = wp if bias is None else np.concatenate([bias, wp], axis=2)
 
     blocks = stack[:, 1:].reshape(groups, len(st.offsets), cg, -1)
     for q0 in range(0, columns, width):
@@ -237,17 +276,17 @@ def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
         for b in range(copied, len(st.offsets)):
             off = q0 + st.offsets[b]
             blocks[:, b, :, : wide + st.reach] = flat[:, :, off : off + wide + st.reach]
-        for buf, ph in zip(space, st.phases, strict=True):
-            if ph.taps:
-                operand = stack[:, first_row : 1 + len(ph.taps) * cg, ph.base : ph.base + wide]
-                np.matmul(
-                    weights[ph.key], operand, out=buf.reshape(groups, mg, columns)[:, :, q0 : q0 + wide]
-                )
+        row = 0
+        for pr, wp in zip(st.products, weights, strict=True):
+            operand = stack[:, first_row : 1 + pr.blocks * cg, pr.base : pr.base + wide]
+            rows = space[:, row : row + len(pr.keys)].reshape(groups, len(pr.keys) * mg, columns)
+            np.matmul(wp, operand, out=rows[:, :, q0 : q0 + wide])
+            row += len(pr.keys)
     return phases, st.plans
 
 
 def _scattered(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
-    """float64 phase buffers {phase: array (M, N, count...)} of any operands, inf and NaN too."""
+    """float64 phase buffers {phase: array (group, M/group, N, count...)}: any operands, inf, NaN."""
     n, c = geo.x_shape[:2]
     cg, mg, m = c // geo.group, geo.w_shape[1], geo.output_shape[1]
     kernel = geo.kernel_shape
@@ -289,7 +328,8 @@ def _scattered(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry
             images = slice(n0, n0 + nb)
             for t, key, src, dst in windows:
                 phases[key][(channels, images, *dst)] += taps[(t, slice(None), slice(None), *src)]
-    return phases, plans
+    grouped = {k: b.reshape(geo.group, mg, *b.shape[1:]) for k, b in phases.items()}
+    return grouped, plans
 
 
 def _finite(*arrays: np.ndarray | None) -> bool:
@@ -297,7 +337,7 @@ def _finite(*arrays: np.ndarray | None) -> bool:
 
 
 def _accumulate(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
-    """float64 phase buffers {phase: array (M, N, count...)} and the axis plans.
+    """float64 phase buffers {phase: array (group, M/group, N, count...)} and the axis plans.
 
     X, W and B may have any float dtype; they are widened to float64 on the way in.
     """
@@ -308,7 +348,9 @@ def _accumulate(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometr
 
 def _assemble(phases, plans, geo: Geometry, dtype: DType) -> np.ndarray:
     """Interleave the phase buffers into the (N, M, spatial...) output, rounded to ``dtype``."""
+    n, m, *spatial = geo.output_shape
     out = np.empty(geo.output_shape, dtype=dtype.numpy)
+    grouped = out.reshape(n, geo.group, m // geo.group, *spatial)
     for key, buf in phases.items():
         where = tuple(
             slice(p.first[k], None, ax.stride) for p, k, ax in zip(plans, key, geo.axes, strict=True)
@@ -316,7 +358,7 @@ def _assemble(phases, plans, geo: Geometry, dtype: DType) -> np.ndarray:
         if dtype.name == "bfloat16":
             buf = round_from_float64(buf, dtype)
         # numpy's float64 -> float16/float32 assignment rounds once, to nearest even.
-        out[(slice(None), slice(None), *where)] = buf.swapaxes(0, 1)
+        grouped[(slice(None), slice(None), slice(None), *where)] = np.moveaxis(buf, 2, 0)
     return out
 
 
