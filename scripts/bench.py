@@ -2,7 +2,8 @@
 """Time opref's float64-exact reference against onnxruntime CPU on the four benchmark shapes.
 
 Each shape is timed side by side in one run (median of repeated calls, float32 inputs);
-onnx.reference is timed once per shape, PyTorch when it is installed. Not a test: speed is
+onnx.reference is timed once per shape, PyTorch when it is installed. "f64 GEMM" is one
+float64 matrix product with the op's multiply-adds: no float64 method gets below it. Not a test: speed is
 reported here, never asserted.
 """
 
@@ -119,6 +120,16 @@ def measure(shape: Shape, rng: np.random.RandomState, repeat: int, with_onnx_ref
         "opref": statistics.median(t_ref),
         "max_abs_diff": float(np.max(np.abs(ort_y.astype(np.float64) - ref_y))),
     }
+    # The floor for any float64 method: one float64 product with the op's multiply-adds
+    # (M/group x C/group*taps, times C/group*taps x N*input positions, per group).
+    groups = shape.attrs.get("group", 1)
+    k = shape.w[0] // groups * int(np.prod(shape.w[2:]))
+    other = np.random.RandomState(1)  # leaves rng's stream, so the inputs stay the same
+    a = other.standard_normal((groups, shape.w[1], k))
+    b = other.standard_normal((groups, k, shape.x[0] * int(np.prod(shape.x[2:]))))
+    c = np.empty((groups, shape.w[1], b.shape[2]))
+    row["gemm64"] = median_time(lambda: np.matmul(a, b, out=c), repeat)
+    time.sleep(PAUSE)
     tf = torch_fn(shape, x, w)
     row["torch"] = median_time(tf, repeat) if tf else None
     row["onnx.reference"] = None
@@ -147,12 +158,13 @@ def main() -> int:
         return "-" if v is None else f"{v / base:8.1f}x"
 
     print(
-        f"{'shape':36} {'ort ms':>10} {'opref ms':>10} {'opref/ort':>9} {'torch ms':>10} "
-        f"{'onnx.ref ms':>12} {'onnx.ref/ort':>12} {'max|diff|':>10}"
+        f"{'shape':36} {'ort ms':>10} {'opref ms':>10} {'opref/ort':>9} {'f64 GEMM ms':>11} {'GEMM/ort':>8} "
+        f"{'torch ms':>10} {'onnx.ref ms':>12} {'onnx.ref/ort':>12} {'max|diff|':>10}"
     )
     for r in rows:
         print(
             f"{r['shape']:36} {ms(r['ort'])} {ms(r['opref'])} {r['opref'] / r['ort']:8.2f}x "
+            f"{ms(r['gemm64']):>11} {r['gemm64'] / r['ort']:7.2f}x "
             f"{ms(r['torch'])} {ms(r['onnx.reference']):>12} {ratio(r['onnx.reference'], r['ort']):>12} "
             f"{r['max_abs_diff']:10.2e}"
         )
