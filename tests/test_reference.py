@@ -190,10 +190,22 @@ def test_matches_direct_loop(cfg):
     _check_against_direct_loop(cfg)
 
 
+# The two paths of opref.reference, each forced (small shapes mostly take the scatter path).
+STACKED = mock.patch.object(opref.reference, "_MAX_WASTE", float("inf"))
+SCATTER = mock.patch.object(opref.reference, "_MAX_WASTE", -1.0)
+
+
 @given(configs())
-def test_matches_direct_loop_in_column_chunks(cfg):
-    # The stacked path in many narrow chunks instead of the one chunk small inputs get.
+def test_stacked_path_matches_direct_loop(cfg):
+    with STACKED:
+        _check_against_direct_loop(cfg)
+
+
+@given(configs())
+def test_stacked_path_matches_direct_loop_in_column_chunks(cfg):
+    # Many narrow chunks instead of the one chunk small inputs get.
     with (
+        STACKED,
         mock.patch.object(opref.reference, "_STACK_BYTES", 1),
         mock.patch.object(opref.reference, "_MIN_COLUMNS", 3),
     ):
@@ -201,9 +213,16 @@ def test_matches_direct_loop_in_column_chunks(cfg):
 
 
 @given(configs())
+def test_scatter_path_matches_direct_loop(cfg):
+    with SCATTER:
+        _check_against_direct_loop(cfg)
+
+
+@given(configs())
 def test_matches_direct_loop_with_inf_or_nan(cfg):
     # Border zeros must never meet an infinite weight: 0 * inf is a NaN the spec's sum lacks.
-    _check_against_direct_loop(cfg, specials=True)
+    with STACKED:  # even where the stacked path would be taken for finite values
+        _check_against_direct_loop(cfg, specials=True)
 
 
 def test_result_is_float64_sum_rounded_once():
