@@ -11,10 +11,11 @@ float64. Two paths compute the phase buffers:
   relative tap offset (phases share them: their taps sit at the same relative offsets), and
   each phase is one BLAS product of its taps' weights with a window of the stack, the bias
   riding along as one more row of ones. The border's zeros meet taps that fall outside X.
-- scatter, when X, W or B holds an inf or NaN: there a border zero times an infinite weight
-  would be a NaN that the spec's sum does not have. One product per group gives every tap's
-  contribution at every input position, and each tap's block is added, clipped to the
-  output, into its phase buffer.
+- scatter, when X, W or B holds an inf or NaN (a border zero times an infinite weight would
+  be a NaN that the spec's sum does not have), and where the output is so much larger than
+  the input that the stacked path would mostly multiply border zeros. One product per group
+  gives every tap's contribution at every input position, and each tap's block is added,
+  clipped to the output, into its phase buffer.
 
 Pads (negative ones too) only shift and clip; no padded output exists.
 """
@@ -134,8 +135,8 @@ class _Stack:
 
     X sits in a flat buffer of extent ``extent`` per axis at index x + ``border[axis]``;
     block b of the stack is that buffer moved by ``offsets[b]``. Blocks run over every
-    combination of relative tap offsets, the last axis fastest, so a phase whose taps
-    use fewer offsets on some axis still finds them in one contiguous run of blocks.
+    combination of relative tap offsets, the last axis fastest; a phase uses a run of them
+    from block 0, with zero weights for the blocks in the run it has no tap for.
     ``idle`` are the phases that no tap reaches: they hold the bias alone.
     """
 
@@ -274,8 +275,8 @@ def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
         row = 0
         for pr, wp in zip(st.products, weights, strict=True):
             operand = stack[:, first_row : 1 + pr.blocks * cg, pr.base : pr.base + wide]
-            rows = space[:, row : row + len(pr.keys)].reshape(groups, len(pr.keys) * mg, columns)
-            np.matmul(wp, operand, out=rows[:, :, q0 : q0 + wide])
+            result = space[:, row : row + len(pr.keys)].reshape(groups, len(pr.keys) * mg, columns)
+            np.matmul(wp, operand, out=result[:, :, q0 : q0 + wide])
             row += len(pr.keys)
     return phases, st.plans
 
