@@ -86,7 +86,9 @@ def torch_fn(shape: Shape, x: np.ndarray, w: np.ndarray):
     return lambda: fn(tx, tw, stride=shape.attrs["strides"], padding=pads, output_padding=op)
 
 
-def measure(shape: Shape, rng: np.random.RandomState, repeat: int, with_onnx_reference: bool) -> dict:
+def measure(
+    shape: Shape, rng: np.random.RandomState, repeat: int, rounds: int, with_onnx_reference: bool
+) -> dict:
     import onnxruntime as ort
 
     x = rng.standard_normal(shape.x).astype(np.float32)
@@ -109,7 +111,7 @@ def measure(shape: Shape, rng: np.random.RandomState, repeat: int, with_onnx_ref
     # on a 2-core machine the other side's first ~50 ms then run at half speed or worse
     # (measured: onnxruntime 7.8 ms 10-50 ms after a numpy product, 3.1 ms after 100 ms).
     t_ort, t_ref = [], []
-    for _ in range(3):
+    for _ in range(rounds):
         t_ort += block_times(run_ort, repeat)
         time.sleep(PAUSE)
         t_ref += block_times(run_opref, repeat)
@@ -145,11 +147,12 @@ def measure(shape: Shape, rng: np.random.RandomState, repeat: int, with_onnx_ref
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--repeat", type=int, default=15, help="calls per block")
+    parser.add_argument("--rounds", type=int, default=5, help="blocks per side, alternating")
     parser.add_argument("--skip-onnx-reference", action="store_true")
     args = parser.parse_args()
     rng = np.random.RandomState(0)
-    rows = [measure(shape, rng, args.repeat, not args.skip_onnx_reference) for shape in SHAPES]
+    rows = [measure(shape, rng, args.repeat, args.rounds, not args.skip_onnx_reference) for shape in SHAPES]
 
     def ms(v):
         return "-" if v is None else f"{v * 1e3:10.2f}"
