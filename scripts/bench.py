@@ -55,7 +55,7 @@ SHAPES = (
 )
 
 
-PAUSE = 0.25  # seconds between blocks; see measure()
+PAUSE = 0.15  # seconds between blocks; see measure()
 
 
 def block_times(fn, repeat: int) -> list[float]:
@@ -147,8 +147,8 @@ def measure(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=15, help="calls per block")
-    parser.add_argument("--rounds", type=int, default=5, help="blocks per side, alternating")
+    parser.add_argument("--repeat", type=int, default=10, help="calls per block")
+    parser.add_argument("--rounds", type=int, default=10, help="blocks per side, alternating")
     parser.add_argument("--skip-onnx-reference", action="store_true")
     args = parser.parse_args()
     rng = np.random.RandomState(0)
