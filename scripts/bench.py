@@ -3,8 +3,8 @@
 
 Each shape is timed side by side in one run (median of repeated calls, float32 inputs);
 onnx.reference is timed once per shape, PyTorch when it is installed. "f64 GEMM" is one
-float64 matrix product with the op's multiply-adds: no float64 method gets below it. Not a test: speed is
-reported here, never asserted.
+float64 matrix product with the op's multiply-adds: roughly what any float64 method spends on
+the arithmetic alone. Not a test: speed is reported here, never asserted.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def measure(
         "opref": statistics.median(t_ref),
         "max_abs_diff": float(np.max(np.abs(ort_y.astype(np.float64) - ref_y))),
     }
-    # The floor for any float64 method: one float64 product with the op's multiply-adds
+    # Roughly the least any float64 method spends: one float64 product with the op's multiply-adds
     # (M/group x C/group*taps, times C/group*taps x N*input positions, per group).
     groups = shape.attrs.get("group", 1)
     k = shape.w[0] // groups * int(np.prod(shape.w[2:]))
