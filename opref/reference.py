@@ -147,11 +147,7 @@ class _Stack:
     products: tuple[_Product, ...]
     idle: tuple[tuple[int, ...], ...]
     waste: float  # multiply-adds done per one the scatter path does (zero weights, border)
-
-    @property
-    def reach(self) -> int:
-        """How far past a column any product reads: the largest base."""
-        return max((p.base for p in self.products), default=0)
+    reach: int  # how far past a column any product reads: the largest base
 
     @property
     def keys(self) -> list[tuple[int, ...]]:
@@ -205,7 +201,8 @@ def _stack(axes: tuple[Axis, ...]) -> _Stack:
     products = tuple(_Product(b, n, tuple(k), tuple(t)) for (b, n), (k, t) in shared.items())
     done = math.prod(extent) * sum(len(p.keys) * p.blocks for p in products)
     needed = math.prod(kernel) * math.prod(ax.input for ax in axes)
-    return _Stack(plans, extent, border, offsets, products, tuple(idle), done / max(1, needed))
+    reach = max((p.base for p in products), default=0)
+    return _Stack(plans, extent, border, offsets, products, tuple(idle), done / max(1, needed), reach)
 
 
 def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
@@ -347,6 +344,7 @@ def _assemble(phases, plans, geo: Geometry, dtype: DType) -> np.ndarray:
     n, m, *spatial = geo.output_shape
     out = np.empty(geo.output_shape, dtype=dtype.numpy)
     grouped = out.reshape(n, geo.group, m // geo.group, *spatial)
+    order = (2, 0, 1, *range(3, 3 + len(spatial)))  # (group, M/group, N, ...) -> (N, group, M/group, ...)
     for key, buf in phases.items():
         where = tuple(
             slice(p.first[k], None, ax.stride) for p, k, ax in zip(plans, key, geo.axes, strict=True)
@@ -354,7 +352,7 @@ def _assemble(phases, plans, geo: Geometry, dtype: DType) -> np.ndarray:
         if dtype.name == "bfloat16":
             buf = round_from_float64(buf, dtype)
         # numpy's float64 -> float16/float32 assignment rounds once, to nearest even.
-        grouped[(slice(None), slice(None), slice(None), *where)] = np.moveaxis(buf, 2, 0)
+        grouped[(slice(None), slice(None), slice(None), *where)] = buf.transpose(order)
     return out
 
 
