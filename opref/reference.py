@@ -38,8 +38,8 @@ from opref.geometry import Axis, Geometry, geometry
 # Scratch memory kept between calls (per thread, up to this many bytes): fresh pages cost
 # a page fault on first touch, which for a product's result was a third of the run time.
 _SCRATCH_LIMIT = 64 * 2**20
-# The stack is built in column chunks of at most this many bytes (but at least _MIN_COLUMNS
-# columns), so its size does not grow with the number of taps times the input.
+# The stack is built in chunks of at most this many bytes (columns, at least _MIN_COLUMNS of
+# them, and groups), so its size does not grow with the number of taps times the input.
 _STACK_BYTES = 16 * 2**20
 _MIN_COLUMNS = 512
 # The stacked path computes every output position from every tap of its phase, so where
@@ -216,14 +216,16 @@ def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
 
     # Each group's stack: a row of ones (the bias's partner), then the blocks, cg rows each.
     rows = 1 + len(st.offsets) * cg
-    width = max(_MIN_COLUMNS, _STACK_BYTES // (8 * groups * rows) - st.reach)
-    if width >= columns:  # one chunk: X goes straight into block 0, the others copy it
-        width, copied = max(1, columns), 1  # (no columns at all when N = 0)
+    if groups * rows * (columns + spill) * 8 <= _STACK_BYTES:
+        # One chunk: X goes straight into block 0, the other blocks copy it.
+        batch, width, copied = groups, max(1, columns), 1  # (no columns at all when N = 0)
         stack = _workspace("stack", (groups, rows, columns + spill))
         flat = stack[:, 1 : 1 + cg]
-    else:
+    else:  # chunks of columns, and of groups where even one column chunk of all is too much
+        width = min(columns, max(_MIN_COLUMNS, _STACK_BYTES // (8 * rows) - st.reach))
+        batch = max(1, min(groups, _STACK_BYTES // (8 * rows * (width + st.reach))))
         copied = 0
-        stack = _workspace("stack", (groups, rows, width + st.reach))
+        stack = _workspace("stack", (batch, rows, width + st.reach))
         flat = _workspace("x", (groups, cg, columns + spill))
     stack[:, 0] = 1.0
     inside = tuple(
@@ -263,18 +265,21 @@ def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
         weights.append(wp)
     first_row = 0 if B is not None else 1
 
-    blocks = stack[:, 1:].reshape(groups, len(st.offsets), cg, -1)
-    for q0 in range(0, columns, width):
-        wide = min(width, columns - q0)
-        for b in range(copied, len(st.offsets)):
-            off = q0 + st.offsets[b]
-            blocks[:, b, :, : wide + st.reach] = flat[:, :, off : off + wide + st.reach]
-        row = 0
-        for pr, wp in zip(st.products, weights, strict=True):
-            operand = stack[:, first_row : 1 + pr.blocks * cg, pr.base : pr.base + wide]
-            result = space[:, row : row + len(pr.keys)].reshape(groups, len(pr.keys) * mg, columns)
-            np.matmul(wp, operand, out=result[:, :, q0 : q0 + wide])
-            row += len(pr.keys)
+    blocks = stack[:, 1:].reshape(batch, len(st.offsets), cg, -1)
+    for g0 in range(0, groups, batch):
+        part = slice(g0, min(groups, g0 + batch))
+        size = part.stop - g0
+        for q0 in range(0, columns, width):
+            wide = min(width, columns - q0)
+            for b in range(copied, len(st.offsets)):
+                off = q0 + st.offsets[b]
+                blocks[:size, b, :, : wide + st.reach] = flat[part, :, off : off + wide + st.reach]
+            row = 0
+            for pr, wp in zip(st.products, weights, strict=True):
+                operand = stack[:size, first_row : 1 + pr.blocks * cg, pr.base : pr.base + wide]
+                result = space[part, row : row + len(pr.keys)].reshape(size, len(pr.keys) * mg, columns)
+                np.matmul(wp[part], operand, out=result[:, :, q0 : q0 + wide])
+                row += len(pr.keys)
     return phases, st.plans
 
 
