@@ -157,6 +157,7 @@ class _Stack:
 
 @functools.lru_cache(maxsize=128)
 def _stack(axes: tuple[Axis, ...]) -> _Stack:
+    """The stacked path's layout for ``axes``: buffer extents, blocks, products (see _Stack)."""
     plans = tuple(_plan(ax) for ax in axes)
     keys = _phase_keys(plans)
     reaching = [{k: p.reaching(k) for k in {key[a] for key in keys}} for a, p in enumerate(plans)]
