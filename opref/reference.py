@@ -246,23 +246,22 @@ def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
 
     w = W.astype(np.float64).reshape(groups, cg, mg, -1)
     w = np.concatenate([w, np.zeros((groups, cg, mg, 1))], axis=3)  # tap -1: zero weights
+    bias = 0.0 if B is None else B.astype(np.float64).reshape(groups, 1, mg, 1)
     keys = st.keys
     space = _workspace("phases", (groups, len(keys), mg, columns))
-    counts = {k: tuple(slice(0, p.count[i]) for p, i in zip(st.plans, k, strict=True)) for k in keys}
-    phases = {
-        k: space[:, i].reshape(groups, mg, n, *st.extent)[(..., *counts[k])] for i, k in enumerate(keys)
-    }
-    for i in range(len(keys) - len(st.idle), len(keys)):
-        space[:, i] = 0.0 if B is None else B.astype(np.float64).reshape(groups, mg, 1)
+    phases = {}
+    for i, k in enumerate(keys):
+        counts = (slice(0, p.count[j]) for p, j in zip(st.plans, k, strict=True))
+        phases[k] = space[:, i].reshape(groups, mg, n, *st.extent)[(..., *counts)]
+    space[:, len(keys) - len(st.idle) :] = bias  # phases no tap reaches: the bias alone
     weights = []
     for pr in st.products:
         # (G, cg, mg, phases, blocks) -> rows (phase, mg), columns (block, cg): the stack's order.
         wp = w[..., np.array(pr.taps)].transpose(0, 3, 2, 4, 1)
         wp = wp.reshape(groups, len(pr.keys) * mg, pr.blocks * cg)
-        if B is not None:
-            bias = B.astype(np.float64).reshape(groups, 1, mg, 1)
-            bias = np.broadcast_to(bias, (groups, len(pr.keys), mg, 1)).reshape(groups, -1, 1)
-            wp = np.concatenate([bias, wp], axis=2)
+        if B is not None:  # the weight column of the stack's row of ones
+            column = np.broadcast_to(bias, (groups, len(pr.keys), mg, 1)).reshape(groups, -1, 1)
+            wp = np.concatenate([column, wp], axis=2)
         weights.append(wp)
     first_row = 0 if B is not None else 1
 
