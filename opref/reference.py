@@ -125,12 +125,18 @@ class _Product:
     -1 means zero weights (a block of the run that this phase has no tap for).
     """
 
-    base: int
-    span: int
     blocks: int
     keys: tuple[tuple[int, ...], ...]
     bases: tuple[int, ...]
     taps: tuple[tuple[int, ...], ...]
+
+    @property
+    def base(self) -> int:
+        return min(self.bases)
+
+    @property
+    def span(self) -> int:
+        return max(self.bases) - self.base
 
 
 @dataclass(frozen=True)
@@ -212,13 +218,12 @@ def _stack(axes: tuple[Axis, ...]) -> _Stack:
     products = []
     for used, members in shared.items():
         bases, _, phases, taps = zip(*members, strict=True)
-        lo = min(bases)
-        products.append(_Product(lo, max(bases) - lo, used, phases, bases, taps))
+        products.append(_Product(used, phases, bases, taps))
     products = tuple(products)
     # Per image (an upper bound: the span is paid once per product, not once per image).
     done = sum(len(p.keys) * p.blocks * (math.prod(extent) + p.span) for p in products)
     needed = math.prod(kernel) * math.prod(ax.input for ax in axes)
-    reach = max((p.base + p.span for p in products), default=0)
+    reach = max((max(p.bases) for p in products), default=0)
     span = max((p.span for p in products), default=0)
     return _Stack(plans, extent, border, offsets, products, tuple(idle), done / max(1, needed), reach, span)
 
