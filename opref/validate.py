@@ -304,7 +304,9 @@ class CaseData:
 
 def load_case_data(suite: Path, record: dict) -> CaseData:
     d = suite / "node" / record["name"] / DATA_SET
-    inputs = [read_tensor(p.read_bytes()) for p in sorted(d.glob("input_*.pb"))]
+    # input_0.pb, input_1.pb, ... in index order (a plain sort would put input_10 before input_2).
+    count = len(list(d.glob("input_*.pb")))
+    inputs = [read_tensor((d / f"input_{i}.pb").read_bytes()) for i in range(count)]
     out = d / "output_0.pb"
     return CaseData(record, inputs, read_tensor(out.read_bytes()) if out.exists() else None)
 
