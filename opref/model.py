@@ -91,12 +91,13 @@ def make_model(
     if y_shape is None:
         present = {k: v for k, v in attrs.items() if v is not None}
         y_shape = geometry(x_shape, w_shape, opset=opset, **present).output_shape
+    w_elem = dtype_of(w_dtype).onnx_type if w_dtype else elem
     inputs = [
         helper.make_tensor_value_info("X", elem, list(x_shape)),
-        helper.make_tensor_value_info("W", elem, list(w_shape)),
+        helper.make_tensor_value_info("W", w_elem, list(w_shape)),
     ]
     if b_shape is not None:
-        inputs.append(helper.make_tensor_value_info("B", elem, list(b_shape)))
+        inputs.append(helper.make_tensor_value_info("B", w_elem, list(b_shape)))
     output = helper.make_tensor_value_info("Y", elem, list(y_shape))
     graph = helper.make_graph([make_node(name, b_shape is not None, attrs)], name, inputs, [output])
     model = onnx.ModelProto()
