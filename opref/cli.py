@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 
@@ -122,33 +123,74 @@ def _shard(text: str) -> tuple[int, int]:
     return shard
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}")
+    return value
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
+    import signal
     from pathlib import Path
 
+    from opref.expectations import read_expected
     from opref.runtimes import RuntimeSpecError
-    from opref.validate import parse_expected, summary_lines, validate
+    from opref.validate import Validation, summary_lines, validate
     from opref.vectors import SuiteError
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"opref: error: --out {out}: exists and is not a directory", file=sys.stderr)
+        return 2
     try:
-        expected = parse_expected(Path(args.expected).read_text(), args.expected) if args.expected else []
-        runtimes = args.runtime or ["ort:cpu"]
+        expected = read_expected(args.expected) if args.expected else []
+        # Until this run finishes, results.json says so: a stale one never looks current.
+        Validation(args.vectors, complete=False).write(out)
+    except (OSError, ValueError) as exc:
+        print(f"opref: error: {exc}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: keep what finished
+    try:
         result = validate(
             args.vectors,
-            runtimes,
+            args.runtime or ["ort:cpu"],
             only=args.only,
             shard=args.shard,
             jobs=args.jobs,
             timeout=args.timeout,
+            start_timeout=args.start_timeout,
             expected=expected,
+            allow_unavailable=args.allow_unavailable,
         )
     except (OSError, ValueError, RuntimeSpecError, SuiteError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
-    path = result.write(args.out)
+    path = result.write(out)
     for line in summary_lines(result):
         print(line)
-    print(f"results: {path}")
-    return result.exit_code
+    print(f"results: {path}" + ("" if result.complete else " (incomplete)"))
+    code = result.exit_code
+    if code == 0 and args.strict_expected and result.stale_expectations:
+        print("opref: stale expectations fail the run (--strict-expected)", file=sys.stderr)
+        code = 1
+    return code
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -184,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, action="append", help="keep only cases of this opset (repeatable)")
     p.add_argument("--dtype", action="append", help="keep only cases of this dtype (repeatable)")
     p.add_argument("--only", action="append", metavar="GLOB", help="keep only cases whose name matches")
-    p.add_argument("--random", type=int, default=0, metavar="N", help="add N seeded random configurations")
+    p.add_argument(
+        "--random", type=_count(0), default=0, metavar="N", help="add N seeded random configurations"
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the seed of --random")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
@@ -201,9 +245,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for results.json")
     p.add_argument("--expected", help="file of known failures: 'runtime case-glob verdict # reason' lines")
     p.add_argument("--only", action="append", metavar="GLOB", help="only cases whose name matches")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes per runtime")
+    p.add_argument("--jobs", type=_count(1), default=1, help="worker processes per runtime")
     p.add_argument("--shard", type=_shard, help="run only shard i of n, e.g. 2/4")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per case before 'timeout'")
+    p.add_argument(
+        "--timeout", type=_positive_seconds, default=60.0, help="seconds per case before 'timeout'"
+    )
+    p.add_argument(
+        "--start-timeout",
+        type=_positive_seconds,
+        default=120.0,
+        help="seconds a worker may take to start (import the runtime, build the adapter)",
+    )
+    p.add_argument(
+        "--allow-unavailable",
+        action="store_true",
+        help="a runtime that cannot run here does not fail the run (for auto-detected runtimes)",
+    )
+    p.add_argument(
+        "--strict-expected",
+        action="store_true",
+        help="a known-failures line that no longer fails makes the run fail",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("report", help="render results.json files as index.md, report.json, junit.xml, a plot")
@@ -223,3 +285,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpecError, SuiteError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("opref: interrupted", file=sys.stderr)
+        return 130

@@ -109,3 +109,95 @@ def make_model(
     op.domain = ""
     op.version = opset
     return model
+
+
+def node_attributes(node: onnx.NodeProto) -> dict[str, object]:
+    """A node's attributes as plain values (ONNX names; strings decoded)."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return {
+        k: v.decode() if isinstance(v, bytes) else (list(v) if isinstance(v, list) else v)
+        for k, v in attrs.items()
+    }
+
+
+_PLAIN_ATTRIBUTE_TYPES = (onnx.AttributeProto.INT, onnx.AttributeProto.INTS, onnx.AttributeProto.STRING)
+
+
+def check_case_model(data: bytes, record, arrays: Sequence) -> list[str]:
+    """Check a case's model is what opref writes for its record; return the names its input
+    files bind to (input_i -> the i-th graph input). SuiteError names the first difference.
+
+    The pattern: one ConvTranspose node of the default domain, nothing else — no subgraphs, no
+    functions, no external data, no other domain — with the record's attributes, opset, element
+    type and shapes. A suite that holds anything else is refused case by case.
+    """
+    from google.protobuf.message import DecodeError
+
+    from opref.vectors import SuiteError
+
+    def bad(why: str) -> SuiteError:
+        return SuiteError(f"model.onnx: {why}")
+
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except DecodeError as exc:
+        raise bad(f"malformed ({exc})") from None
+    graph = model.graph
+    if model.functions or model.training_info:
+        raise bad("holds functions or training information; a case model is one ConvTranspose node")
+    domains = [(o.domain, o.version) for o in model.opset_import]
+    if len(domains) != 1 or domains[0][0] not in ("", "ai.onnx") or domains[0][1] != record.opset:
+        raise bad(f"imports opsets {domains}; the record says opset {record.opset} of the default domain")
+    if len(graph.node) != 1:
+        raise bad(f"has {len(graph.node)} nodes; a case model is one ConvTranspose node")
+    node = graph.node[0]
+    if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx"):
+        raise bad(f"its node is {node.domain or 'ai.onnx'}.{node.op_type}, not ConvTranspose")
+    for a in node.attribute:
+        if a.name not in ATTRIBUTE_NAMES or a.type not in _PLAIN_ATTRIBUTE_TYPES:
+            raise bad(f"attribute {a.name!r} (type {a.type}) is not a ConvTranspose attribute")
+    attrs = node_attributes(node)
+    if attrs != dict(record.attributes):
+        raise bad(f"attributes {attrs} differ from the manifest's {dict(record.attributes)}")
+    if len(node.input) not in (2, 3) or not all(node.input) or len(node.output) != 1:
+        raise bad("its node does not read X, W[, B] and write one output")
+    if graph.sparse_initializer or any(
+        t.data_location == onnx.TensorProto.EXTERNAL or t.external_data for t in graph.initializer
+    ):
+        raise bad("refers to external data (or sparse tensors); opref reads nothing outside the suite")
+    constants = {t.name for t in graph.initializer}
+    if node.input[0] in constants or not constants <= set(node.input[1:]):
+        raise bad("has initializers other than W and B")
+    fed = [n for n in node.input if n not in constants]
+    if [i.name for i in graph.input] != fed:
+        raise bad(f"graph inputs {[i.name for i in graph.input]} are not the node's inputs {fed}")
+    if [o.name for o in graph.output] != list(node.output):
+        raise bad("its graph output is not the node's output")
+    if len(fed) != len(arrays):
+        raise bad(f"takes {len(fed)} inputs, the case has {len(arrays)} input files")
+    shapes = {0: record.x_shape, 1: record.w_shape, 2: record.b_shape}
+    for value, array in zip(graph.input, arrays, strict=True):
+        k = list(node.input).index(value.name)
+        tensor = value.type.tensor_type
+        want = dtype_of(record.dtype).onnx_type
+        if tensor.elem_type != dtype_of(array).onnx_type:
+            raise bad(
+                f"input {value.name!r} is declared with element type {tensor.elem_type}, "
+                f"its file holds {array.dtype}"
+            )
+        if (k == 0 or record.expect == "output") and tensor.elem_type != want:
+            raise bad(
+                f"input {value.name!r} has element type {tensor.elem_type}, the record says {record.dtype}"
+            )
+        if tuple(array.shape) != tuple(shapes[k] or ()):
+            raise bad(
+                f"input {value.name!r} holds shape {list(array.shape)}, "
+                f"the record says {list(shapes[k] or ())}"
+            )
+        dims = tensor.shape.dim
+        if len(dims) != array.ndim or any(
+            d.HasField("dim_value") and d.dim_value != n for d, n in zip(dims, array.shape, strict=False)
+        ):
+            raise bad(f"input {value.name!r} is declared with another shape than {list(array.shape)}")
+    return fed

@@ -1,128 +1,100 @@
-"""A validation worker: a fresh interpreter that builds one adapter, then runs cases on request.
+"""A validation worker: a fresh interpreter that builds one adapter, then runs what it is sent.
 
-Started as ``<python> -m opref.worker SPEC SUITE IN_FD OUT_FD`` (a new process image, like
-``spawn``: nothing of the parent's onnxruntime or BLAS threads is inherited). The interpreter
-may be another environment's: the parent never imports a runtime. Messages are pickled tuples
-of plain values only (arrays travel as dtype name, shape and bytes), so the two sides may run
-different numpy versions.
+Started as ``<python> -m opref.worker SPEC IN_FD OUT_FD`` (a new process image in a session of
+its own: nothing of the parent's onnxruntime or BLAS threads is inherited, and the parent can
+end it together with anything it forks). The interpreter may be another environment's: the
+parent never imports a runtime. The worker never opens a suite file: each request carries the
+model bytes and the named input arrays that the parent verified. Whatever the adapter answers is
+checked here and turned into a well-formed :class:`~opref.protocol.Reply`; an adapter bug is an
+``error`` reply with the reason, never a dead worker.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import sys
 import traceback
-from multiprocessing.connection import Connection
-from pathlib import Path
 
 import numpy as np
-import onnx
 
+from opref.protocol import Channel, Closed, Hello, ProtocolError, Reply, Request, plain
 from opref.runtimes import Outcome, Status, create, split_interpreter
-from opref.vectors import DATA_SET, read_tensor
 
 
-def load_inputs(case_dir: Path, model: bytes) -> dict[str, np.ndarray]:
-    """input_i.pb bound to the model's i-th graph input, as ONNX's backend runners do."""
-    graph_inputs = [i.name for i in onnx.load_from_string(model).graph.input]
-    inputs = {}
-    for i, name in enumerate(graph_inputs):
-        path = case_dir / DATA_SET / f"input_{i}.pb"
-        if path.exists():
-            inputs[name] = read_tensor(path.read_bytes())
-    return inputs
+def _error(case: str, message: str) -> Reply:
+    return Reply(case, Status.ERROR, message=message)
 
 
-def run_case(adapter, case_dir: Path) -> Outcome:
-    model = (case_dir / "model.onnx").read_bytes()
+def answer(adapter, request: Request) -> Reply:
+    """Run one request on the adapter and check what it gave back."""
+    case = request.case
     try:
-        inputs = load_inputs(case_dir, model)
-    except Exception as exc:
-        return Outcome(Status.ERROR, message=f"opref could not read the case's inputs: {exc}")
-    try:
-        return adapter.run(model, inputs)
+        outcome = adapter.run(request.model, dict(request.inputs))
     except Exception as exc:  # an adapter bug must not take the worker down
-        return Outcome(Status.ERROR, message=f"adapter raised {type(exc).__name__}: {exc}")
+        return _error(case, f"adapter raised {type(exc).__name__}: {exc}")
+    if not isinstance(outcome, Outcome):
+        return _error(case, f"adapter returned {type(outcome).__name__}, not an Outcome")
+    try:
+        status = Status(outcome.status)
+    except ValueError:
+        return _error(case, f"adapter returned the unknown status {outcome.status!r}")
+    output = outcome.output
+    if output is not None:
+        if not isinstance(output, np.ndarray):
+            return _error(case, f"adapter returned an output of type {type(output).__name__}, not an array")
+        if output.dtype.hasobject or output.dtype.kind not in "biufcV":
+            return _error(case, f"adapter returned an array of element type {output.dtype}")
+    if status is Status.OK and output is None:
+        return _error(case, "adapter reported success without an output")
+    try:
+        u = adapter.unit_roundoff(request.dtype)
+        u = None if u is None else float(u)
+    except Exception as exc:
+        return _error(case, f"adapter's unit_roundoff raised {type(exc).__name__}: {exc}")
+    reply = Reply(case, status, str(outcome.message), str(outcome.placement), u, output)
+    try:
+        reply.frames()  # the output must be encodable as a plain numeric array
+    except (ProtocolError, TypeError, ValueError) as exc:
+        return _error(case, f"adapter's output cannot be sent: {exc}")
+    return reply
 
 
-def encode_array(a: np.ndarray | None) -> tuple[str, tuple[int, ...], bytes] | None:
-    if a is None:
-        return None
-    a = np.ascontiguousarray(a)
-    return str(a.dtype), tuple(int(d) for d in a.shape), a.tobytes()
-
-
-def decode_array(payload) -> np.ndarray | None:
-    if payload is None:
-        return None
-    from opref.dtypes import DTYPES
-
-    name, shape, data = payload
-    dtype = DTYPES[name].numpy if name in DTYPES else np.dtype(name)
-    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
-
-
-def serve(inbox: Connection, outbox: Connection, spec: str, suite: str) -> None:
-    """Send the runtime's info, then answer (case, dtype) requests until None."""
+def _hello(spec: str) -> tuple[object | None, Hello]:
     try:
         adapter = create(split_interpreter(spec)[0])
         info = adapter.info()
+        return adapter, Hello(
+            str(info.name), str(info.version), bool(info.available), str(info.reason), plain(info.details)
+        )
     except Exception as exc:
-        outbox.send(
-            (
-                "info",
-                {
-                    "spec": spec,
-                    "name": spec,
-                    "version": "",
-                    "available": False,
-                    "reason": f"adapter failed to start: {exc!r}",
-                    "details": {"traceback": traceback.format_exc()},
-                },
-            )
+        return None, Hello(
+            spec, "", False, f"adapter failed to start: {exc!r}", {"traceback": traceback.format_exc()}
         )
+
+
+def serve(channel: Channel, spec: str) -> None:
+    """Send the hello, then answer requests until a stop message or the pipe closes."""
+    adapter, hello = _hello(spec)
+    channel.send([json.dumps(hello.to_wire()).encode()])
+    if adapter is None or not hello.available:
         return
-    outbox.send(
-        (
-            "info",
-            {
-                "spec": spec,
-                "name": info.name,
-                "version": info.version,
-                "available": info.available,
-                "reason": info.reason,
-                "details": dict(info.details),
-            },
-        )
-    )
-    if not info.available:
-        return
-    root = Path(suite) / "node"
     while True:
-        request = inbox.recv()
+        request = Request.read(channel)
         if request is None:
             return
-        name, dtype = request
-        oc = run_case(adapter, root / name)
-        outbox.send(
-            (
-                "outcome",
-                name,
-                str(oc.status),
-                encode_array(oc.output),
-                oc.message,
-                oc.placement,
-                adapter.unit_roundoff(dtype),
-            )
-        )
+        channel.send(answer(adapter, request).frames())
 
 
 def main(argv: list[str] | None = None) -> int:
-    spec, suite, in_fd, out_fd = (argv if argv is not None else sys.argv[1:])[:4]
-    inbox = Connection(int(in_fd), writable=False)
-    outbox = Connection(int(out_fd), readable=False)
-    with contextlib.suppress(EOFError, BrokenPipeError):  # the parent went away
-        serve(inbox, outbox, spec, suite)
+    spec, in_fd, out_fd = (argv if argv is not None else sys.argv[1:])[:3]
+    channel = Channel(int(in_fd), int(out_fd))
+    try:
+        serve(channel, spec)
+    except (Closed, OSError):  # the parent went away
+        return 0
+    except ProtocolError as exc:
+        print(f"opref worker: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 

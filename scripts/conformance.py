@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from opref.cases import catalog  # noqa: E402
+from opref.expectations import read_expected  # noqa: E402
 from opref.report import write_report  # noqa: E402
 from opref.runtimes.ort import PROVIDER_ALIASES  # noqa: E402
-from opref.validate import parse_expected, summary_lines, validate  # noqa: E402
+from opref.validate import summary_lines, validate  # noqa: E402
 from opref.vectors import generate, progress_bar  # noqa: E402
 
 # Extra environments built by scripts/make-envs: (interpreter, runtime specs run under it).
@@ -94,7 +95,7 @@ def main() -> int:
         print(generate(suite, cases, params, progress_bar if sys.stderr.isatty() else None).line())
     runtimes = args.runtime or detect_runtimes()
     print(f"validating {', '.join(runtimes)} with {args.jobs} jobs")
-    expected = parse_expected(Path(args.expected).read_text(), args.expected) if args.expected else []
+    expected = read_expected(args.expected) if args.expected else []
 
     def tick(spec, done, total):
         if sys.stderr.isatty():
@@ -107,6 +108,8 @@ def main() -> int:
         jobs=args.jobs,
         timeout=args.timeout,
         expected=expected,
+        # Auto-detected runtimes may be missing here; runtimes named with --runtime may not.
+        allow_unavailable=not args.runtime,
         progress=tick,
     )
     result.write(build / "results")

@@ -132,7 +132,7 @@ def test_paths_leaving_the_case_are_refused(suite, bad_rel):
         manifest_rel=bad_rel,
     )
     res, verdicts = _problems(suite)
-    assert "path leaves the case directory" in res.case_problems["seed_basic"]
+    assert "a case holds only model.onnx, inputs and output_0.pb" in res.case_problems["seed_basic"]
     assert "seed_basic" not in verdicts
 
 
@@ -171,10 +171,12 @@ def test_malformed_manifest_is_a_clear_usage_error(suite, tmp_path, capsys):
     (suite / "manifest.json").write_text("{not json")
     assert cli_main(["validate", str(suite), "--runtime", "ort:cpu", "--out", str(tmp_path / "r")]) == 2
     assert "manifest.json: not valid JSON" in capsys.readouterr().err
-    (suite / "manifest.json").write_text(json.dumps({"generator": "opref", "cases": [{"name": "../x"}, 7]}))
-    res = validate(suite, [FAKE])
-    assert res.case_problems["../x"] == "case name is not a plain directory name"
-    assert res.case_problems["None"] == "case name is not a plain directory name"
+    (suite / "manifest.json").write_text(json.dumps({"generator": "opref", "format": 1, "cases": [7]}))
+    assert validate(suite, [FAKE]).case_problems == {"record[0]": "the record has no name"}
+    bad_name = {"generator": "opref", "format": 1, "cases": [{"name": "../x"}]}
+    (suite / "manifest.json").write_text(json.dumps(bad_name))
+    with pytest.raises(vx.SuiteError, match="is not 1-200 characters"):
+        validate(suite, [FAKE])
 
 
 # --- killed generation ---------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The pytest plugin (entry point pytest11) behind ``pytest --pyargs opref.conformance``.
 
-It adds options and fixtures only; tests that do not ask for ``opref_case`` are untouched.
+It adds options (all namespaced ``--opref-*``, so that no project's own options collide) and
+fixtures only; tests that do not ask for ``opref_case`` are untouched.
 """
 
 from __future__ import annotations
@@ -9,48 +10,50 @@ from pathlib import Path
 
 import pytest
 
-from opref.validate import CaseRunner, load_case_data, parse_expected
-from opref.vectors import load_manifest, verify
+from opref.expectations import read_expected
+from opref.pool import CaseRunner
+from opref.vectors import read_case, read_manifest, verify
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("opref", "opref ConvTranspose conformance")
-    group.addoption("--vectors", default="vectors", help="the suite directory (default: ./vectors)")
-    group.addoption("--runtime", action="append", help="runtime spec, repeatable (default: ort:cpu)")
-    group.addoption("--expected", default=None, help="known failures: 'runtime case-glob verdict # reason'")
+    group.addoption("--opref-vectors", default="vectors", help="the suite directory (default: ./vectors)")
+    group.addoption("--opref-runtime", action="append", help="runtime spec, repeatable (default: ort:cpu)")
+    group.addoption(
+        "--opref-expected", default=None, help="known failures: 'runtime case-glob verdict # reason'"
+    )
     group.addoption("--opref-timeout", type=float, default=60.0, help="seconds per case")
 
 
 def pytest_generate_tests(metafunc):
     if "opref_case" not in metafunc.fixturenames:
         return
-    suite = Path(metafunc.config.getoption("--vectors"))
-    manifest = load_manifest(suite)
-    names = sorted(rec["name"] for rec in manifest["cases"])
-    runtimes = metafunc.config.getoption("--runtime") or ["ort:cpu"]
+    manifest = read_manifest(Path(metafunc.config.getoption("--opref-vectors")))
+    names = sorted([*manifest.records, *manifest.problems])
+    runtimes = metafunc.config.getoption("--opref-runtime") or ["ort:cpu"]
     params = [(rt, name) for rt in runtimes for name in names]
     metafunc.parametrize("opref_case", params, ids=[f"{rt}::{name}" for rt, name in params])
 
 
 @pytest.fixture(scope="session")
 def opref_suite(pytestconfig):
-    suite = Path(pytestconfig.getoption("--vectors"))
+    suite = Path(pytestconfig.getoption("--opref-vectors"))
     return suite, verify(suite)
 
 
 @pytest.fixture(scope="session")
 def opref_expected(pytestconfig):
-    path = pytestconfig.getoption("--expected")
-    return parse_expected(Path(path).read_text(), path) if path else []
+    path = pytestconfig.getoption("--opref-expected")
+    return read_expected(path) if path else []
 
 
 @pytest.fixture(scope="session")
-def opref_runners(pytestconfig, opref_suite):
+def opref_runners(pytestconfig):
     runners: dict[str, CaseRunner] = {}
 
     def get(spec: str) -> CaseRunner:
         if spec not in runners:
-            runners[spec] = CaseRunner(spec, opref_suite[0], pytestconfig.getoption("--opref-timeout"))
+            runners[spec] = CaseRunner(spec, pytestconfig.getoption("--opref-timeout"))
         return runners[spec]
 
     yield get
@@ -64,4 +67,4 @@ def opref_data(opref_case, opref_suite):
     name = opref_case[1]
     if name in checked.case_problems:
         pytest.fail(f"vector files failed verification: {checked.case_problems[name]}", pytrace=False)
-    return load_case_data(suite, checked.records[name])
+    return read_case(suite, checked.records[name])

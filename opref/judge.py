@@ -1,0 +1,207 @@
+"""One case's data and one runtime's answer -> a typed :class:`Judgement`.
+
+The expected output is the suite's (verified) ``output_0.pb``; the tolerance is the gamma_n bound of
+spec notes section 5 (bit for bit on exact data). On an ambiguous case the reference is
+recomputed under every documented reading, and an answer that one of them reproduces is a
+``divergence`` naming it, not a failure.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from opref import readings as rd
+from opref.dtypes import DTYPES
+from opref.errors import SpecError
+from opref.geometry import geometry
+from opref.pool import Answer
+from opref.reference import conv_transpose
+from opref.runtimes import Status
+from opref.tolerance import Comparison, compare, magnitude_sum
+from opref.vectors import CaseData
+from opref.verdicts import Verdict
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict of one (case, runtime) run, with the numbers behind it."""
+
+    verdict: Verdict
+    message: str
+    seconds: float
+    placement: str = ""
+    comparison: Comparison | None = None
+    reading: Mapping[str, str] | None = None  # the reading followed (ambiguous cases)
+    readings_followed: tuple[Mapping[str, str], ...] = ()
+    expected_shape: tuple[int, ...] | None = None
+    got_shape: tuple[int, ...] | None = None
+    got_dtype: str | None = None
+
+    def to_dict(self) -> dict:
+        out: dict = {
+            "verdict": str(self.verdict),
+            "message": self.message,
+            "seconds": round(self.seconds, 4),
+            "placement": self.placement,
+            "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "reading": None if self.reading is None else dict(self.reading),
+        }
+        if self.readings_followed or self.reading is not None:
+            out["readings_followed"] = [dict(c) for c in self.readings_followed]
+        if self.expected_shape is not None:
+            out["expected_shape"] = list(self.expected_shape)
+        if self.got_shape is not None:
+            out["got_shape"], out["got_dtype"] = list(self.got_shape), self.got_dtype
+        return out
+
+
+def _reference(case: CaseData, readings: Mapping[str, str] | None) -> np.ndarray:
+    rec = case.record
+    return conv_transpose(*case.arrays, **rec.attributes, opset=rec.opset, readings=readings)
+
+
+def _compare(
+    case: CaseData,
+    got: np.ndarray,
+    want: np.ndarray,
+    u: float | None,
+    readings: Mapping[str, str] | None = None,
+) -> Comparison | None:
+    """The comparison of ``got`` with ``want`` (None when shape or element type differ)."""
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return None
+    rec = case.record
+    magnitude = None
+    if not rec.tolerance.bitexact:
+        X, W, *rest = case.arrays
+        geo = geometry(X.shape, W.shape, **rec.attributes, opset=rec.opset, readings=readings)
+        magnitude = magnitude_sum(X, W, rest[0] if rest else None, geo)
+    return compare(
+        got,
+        want,
+        DTYPES[rec.dtype],
+        bitexact=rec.tolerance.bitexact,
+        magnitude=magnitude,
+        terms=rec.tolerance.max_terms,
+        unit_roundoff=u,
+    )
+
+
+def _reading_combinations(ids: Iterable[str]) -> list[dict[str, str]]:
+    ids = [aid for aid in rd.AMBIGUITIES if aid in set(ids)]
+    combos = itertools.product(*(rd.AMBIGUITIES[aid].readings for aid in ids))
+    return [dict(zip(ids, c, strict=True)) for c in combos]
+
+
+def followed_readings(
+    case: CaseData, status: Status, output: np.ndarray | None, u: float | None
+) -> list[dict[str, str]]:
+    """Every reading combination of the case's ambiguities whose answer the runtime reproduced
+    (an error reproduces a reading under which the node is invalid)."""
+    found = []
+    for combo in _reading_combinations(case.record.ambiguities):
+        try:
+            want = _reference(case, combo)
+        except SpecError:
+            if status is Status.ERROR:
+                found.append(combo)
+            continue
+        if status is Status.OK and output is not None:
+            cmp = _compare(case, output, want, u, combo)
+            if cmp is not None and cmp.ok:
+                found.append(combo)
+    return found
+
+
+def _describe(combo: Mapping[str, str]) -> str:
+    return ", ".join(f"'{r}' for {a}" for a, r in combo.items())
+
+
+def judge(case: CaseData, answer: Answer) -> Judgement:
+    """The verdict of one run of ``case``."""
+    rec = case.record
+    head = answer.header
+    if answer.failure is not None:
+        shape = None if head is None or head.output is None else head.output.shape
+        if rec.expect == "reject" and head is not None and head.status is Status.OK:
+            # An output too large to read is still an output: the model was accepted.
+            return Judgement(
+                Verdict.ACCEPTED_INVALID,
+                f"produced an output of shape {list(shape)}; must refuse: {rec.reject_message}",
+                answer.seconds,
+                head.placement,
+                got_shape=shape,
+            )
+        if rec.expect == "output" and shape is not None and shape != rec.output_shape:
+            return Judgement(
+                Verdict.FAIL_SHAPE,
+                f"output shape {list(shape)}, expected {list(rec.output_shape)} ({answer.detail})",
+                answer.seconds,
+                head.placement,
+                expected_shape=rec.output_shape,
+                got_shape=shape,
+            )
+        return Judgement(answer.failure, answer.detail, answer.seconds)
+    status, out = head.status, answer.output
+    common = {
+        "seconds": answer.seconds,
+        "placement": head.placement,
+        "got_shape": None if out is None else tuple(out.shape),
+        "got_dtype": None if out is None else str(out.dtype),
+    }
+    if rec.expect == "reject":
+        verdict = {Status.OK: Verdict.ACCEPTED_INVALID, Status.FALLBACK: Verdict.FALLBACK}.get(
+            status, Verdict.REJECTED
+        )
+        message = head.message
+        if verdict is Verdict.ACCEPTED_INVALID:
+            message = f"produced an output of shape {list(out.shape)}; must refuse: {rec.reject_message}"
+        return Judgement(verdict, message, **common)
+    want = case.expected
+    cmp = None
+    message = head.message
+    if status is Status.UNSUPPORTED:
+        verdict = Verdict.UNSUPPORTED
+    elif status is Status.FALLBACK:
+        verdict = Verdict.FALLBACK
+    elif status is Status.ERROR:
+        verdict = Verdict.ERROR
+    elif out.shape != want.shape:
+        verdict = Verdict.FAIL_SHAPE
+        message = f"output shape {list(out.shape)}, expected {list(want.shape)}"
+    elif out.dtype != want.dtype:
+        verdict = Verdict.FAIL_VALUES
+        message = f"output element type {out.dtype}, expected {want.dtype}"
+    else:
+        cmp = _compare(case, out, want, head.unit_roundoff)
+        verdict = Verdict.PASS if cmp.ok else Verdict.FAIL_VALUES
+        if not cmp.ok:
+            message = (
+                f"{cmp.mismatches} elements out of tolerance; first at {list(cmp.first_mismatch)}: "
+                f"expected {cmp.expected_at_first!r}, got {cmp.got_at_first!r}"
+            )
+    reading, followed = None, ()
+    if rec.ambiguities and verdict in (Verdict.PASS, Verdict.FAIL_SHAPE, Verdict.FAIL_VALUES, Verdict.ERROR):
+        followed = tuple(followed_readings(case, status, out, head.unit_roundoff))
+        if verdict is Verdict.PASS:
+            reading = {aid: rd.AMBIGUITIES[aid].default for aid in rec.ambiguities}
+        elif followed:
+            reading = followed[0]
+            also = "".join(f"; equally '{_describe(c)}'" for c in followed[1:])
+            message = f"follows {_describe(followed[0])}{also} ({message})"
+            verdict = Verdict.DIVERGENCE
+        else:
+            message = "matches no documented reading; " + message
+    return Judgement(
+        verdict,
+        message,
+        comparison=cmp,
+        reading=reading,
+        readings_followed=followed,
+        expected_shape=tuple(want.shape),
+        **common,
+    )

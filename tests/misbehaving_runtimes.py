@@ -1,0 +1,89 @@
+"""Runtimes that misbehave as a process, not as arithmetic (``py:misbehaving_runtimes:make``).
+
+``mode`` says how; the validator must turn each into a per-case verdict (or an unavailable
+runtime) within its deadlines, and leave no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import opref
+from opref.model import node_attributes
+from opref.runtimes import Outcome, RuntimeInfo, Status
+
+
+def _answer_fd() -> int:
+    return int(sys.argv[-1])  # python -m opref.worker SPEC IN_FD OUT_FD
+
+
+class Misbehaving:
+    def __init__(self, spec: str, options: dict[str, str]):
+        self.spec, self.mode, self.options = spec, options.get("mode", ""), options
+        self.case = options.get("only", "")
+        if self.mode == "hang-factory":
+            time.sleep(3600)
+        if self.mode == "restart-fails" and Path(options["marker"]).exists():
+            raise RuntimeError("the accelerator is gone")
+
+    def info(self) -> RuntimeInfo:
+        if self.mode == "hang-info":
+            time.sleep(3600)
+        details = {"version": np.float32(1.5), "handle": object()} if self.mode == "odd-details" else {}
+        return RuntimeInfo(self.spec, "misbehaving", "0", True, "", details)
+
+    def unit_roundoff(self, dtype: str) -> float | None:
+        return None
+
+    def run(self, model: bytes, inputs: dict[str, np.ndarray]) -> Outcome:
+        import onnx
+
+        parsed = onnx.load_from_string(model)
+        node = parsed.graph.node[0]
+        if self.case and node.name != self.case:
+            y = opref.conv_transpose(
+                *(inputs[n] for n in node.input),
+                **node_attributes(node),
+                opset=parsed.opset_import[0].version,
+            )
+            return Outcome(Status.OK, y, "", "cpu")
+        mode = self.mode
+        if mode == "half-message":
+            os.write(_answer_fd(), struct.pack("<Q", 1000) + b'{"kind": "re')
+            time.sleep(3600)
+        if mode == "garbage":
+            os.write(_answer_fd(), struct.pack("<Q", 5) + b"\xff\xfe{[(")
+            time.sleep(3600)
+        if mode == "fork-abort":
+            if os.fork() == 0:  # the child keeps the answer pipe open, and would outlive the run
+                Path(self.options["pidfile"]).write_text(str(os.getpid()))
+                time.sleep(3600)
+                os._exit(0)
+            time.sleep(0.3)
+            os.abort()
+        if mode == "restart-fails":
+            Path(self.options["marker"]).write_text("x")
+            os.abort()
+        if mode == "object-array":
+            return Outcome(Status.OK, np.array([object()], dtype=object))
+        if mode == "not-an-array":
+            return Outcome(Status.OK, lambda: None)
+        if mode == "unknown-status":
+            return Outcome("bogus", np.zeros(1, np.float32))
+        if mode == "ok-without-output":
+            return Outcome(Status.OK, None)
+        if mode == "not-an-outcome":
+            return {"status": "ok"}
+        if mode == "huge-output":
+            return Outcome(Status.OK, np.zeros(2**24, np.float32))
+        raise ValueError(f"unknown mode {mode!r}")
+
+
+def make(spec: str, options: dict[str, str]) -> Misbehaving:
+    return Misbehaving(spec, options)
