@@ -252,3 +252,37 @@ def test_error_message_names_value_and_rule():
     with pytest.raises(opref.SpecError) as err:
         geometry((1, 1, 3), (1, 1, 3), strides=[2], dilations=[2], output_padding=[2])
     assert str(err.value) == "output_padding[0]=2 must be less than max(stride, dilation)=2"
+
+
+# --- the split of T: one function for every reading of negative-total-padding --------------
+
+
+@pytest.mark.parametrize(
+    ("total", "upper", "reading", "expected"),
+    [
+        # T = 3: every reading halves as section 2 says (SAME_UPPER: pb = T//2 = 1, else 2).
+        *((3, True, how, (1, 3)) for how in ("floor", "trunc", "clamp", "reject")),
+        *((3, False, how, (2, 3)) for how in ("floor", "trunc", "clamp", "reject")),
+        # T = -3: floor halves to -2, trunc to -1; the other side gets T minus that.
+        (-3, True, "floor", (-2, -3)),
+        (-3, False, "floor", (-1, -3)),
+        (-3, True, "trunc", (-1, -3)),
+        (-3, False, "trunc", (-2, -3)),
+        # clamp splits 0 instead of T, whichever side.
+        (-3, True, "clamp", (0, 0)),
+        (-3, False, "clamp", (0, 0)),
+    ],
+)
+def test_split_of_total_padding(total, upper, reading, expected):
+    from opref.geometry import _split
+
+    assert _split(total, upper, reading, ("auto_pad", "SAME_UPPER"), 0) == expected, (total, upper, reading)
+
+
+def test_split_rejects_negative_total_under_reject():
+    from opref.geometry import _split
+
+    with pytest.raises(opref.SpecError) as err:
+        _split(-1, True, "reject", ("output_shape", [10]), 2)
+    assert err.value.attribute == "output_shape" and err.value.value == [10]
+    assert "axis 2" in err.value.rule
