@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from naive import naive_pads
 
 import opref
 from opref import readings as rd
+from opref.direct import direct_pads
 from opref.geometry import MAX_OUTPUT_ELEMENTS, Rule, geometry
 
 X33, W33 = (1, 1, 3, 3), (1, 2, 3, 3)
@@ -161,7 +161,7 @@ def test_every_ambiguity_has_its_default_among_its_readings():
 @pytest.mark.parametrize("target", [None, [4], [7], [9], [12]])
 def test_pads_agree_with_direct_formulas(auto_pad, target):
     attrs = {"auto_pad": auto_pad, "strides": [3], "output_padding": [1], "output_shape": target}
-    begins, ends, outs = naive_pads((1, 1, 3), (1, 1, 2), **attrs)
+    begins, ends, outs = direct_pads((1, 1, 3), (1, 1, 2), **attrs)
     geo = geometry((1, 1, 3), (1, 1, 2), **attrs)
     assert (geo.pads, geo.output_shape[2:]) == ((begins[0], ends[0]), tuple(outs))
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from naive import naive_conv_transpose, naive_pads
 
 import opref
 import opref.reference
+from opref.direct import direct_conv_transpose, direct_pads
 from opref.dtypes import DTYPES
 
 # --- the seed document's examples (shared/seed), expected arrays as printed there ---------
@@ -171,13 +171,13 @@ def _check_against_direct_loop(cfg, specials: bool = False):
         a = target[rng.randint(len(target))]
         a.flat[rng.randint(a.size)] = [np.inf, -np.inf, np.nan][rng.randint(3)]
     plain = {k: v for k, v in attrs.items() if k not in ("group", "kernel_shape")}
-    outs = naive_pads(x_shape, w_shape, **plain)[2]
+    outs = direct_pads(x_shape, w_shape, **plain)[2]
     if min(outs) < 1:
         with pytest.raises(opref.SpecError):
             opref.conv_transpose(X, W, B, **attrs)
         return
     y = opref.conv_transpose(X, W, B, **attrs)
-    expected = naive_conv_transpose(X, W, B, **attrs).astype(np.float32).astype(DTYPES[dtype].numpy)
+    expected = direct_conv_transpose(X, W, B, **attrs).astype(np.float32).astype(DTYPES[dtype].numpy)
     assert y.dtype == X.dtype
     assert y.shape == expected.shape, f"{x_shape} {w_shape} {attrs}"
     # Compared as float64 (exact for every dtype): numpy's testing sees no NaN in bfloat16.
@@ -261,4 +261,4 @@ def test_rank_five_input():
     X = _grid_values(rng, (1, 2, 2, 1, 2, 2, 1), "float64")
     W = _grid_values(rng, (2, 1, 2, 1, 1, 2, 2), "float64")
     attrs = {"strides": [1, 2, 1, 2, 1], "pads": [0, 0, 1, 0, 0, 1, 0, 0, 0, 1]}
-    np.testing.assert_array_equal(opref.conv_transpose(X, W, **attrs), naive_conv_transpose(X, W, **attrs))
+    np.testing.assert_array_equal(opref.conv_transpose(X, W, **attrs), direct_conv_transpose(X, W, **attrs))
