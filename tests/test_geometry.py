@@ -286,3 +286,12 @@ def test_split_rejects_negative_total_under_reject():
         _split(-1, True, "reject", ("output_shape", [10]), 2)
     assert err.value.attribute == "output_shape" and err.value.value == [10]
     assert "axis 2" in err.value.rule
+
+
+def test_ambiguities_hold_policy_not_claims_about_runtimes():
+    # Which reading a runtime follows is measured by the validator; a declared table went
+    # unused and was wrong (it said onnx.reference follows floor; measured, it clamps or
+    # raises, spec notes section 3).
+    import dataclasses
+
+    assert [f.name for f in dataclasses.fields(rd.Ambiguity)] == ["id", "summary", "default", "readings"]
