@@ -15,6 +15,7 @@ import opref
 import opref.reference
 from opref.direct import direct_conv_transpose, direct_pads
 from opref.dtypes import DTYPES
+from opref.model import node_attributes
 
 # --- the seed document's examples (shared/seed), expected arrays as printed there ---------
 
@@ -84,8 +85,6 @@ def test_seed_examples(name, dtype):
 
 
 def _onnx_cases():
-    from onnx import helper
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from onnx.backend.test.case.node import collect_testcases
@@ -94,8 +93,7 @@ def _onnx_cases():
     out = []
     for case in cases:
         node = case.model.graph.node[0]
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+        attrs = node_attributes(node)
         inputs, outputs = case.data_sets[0]
         out.append(pytest.param(inputs, outputs[0], attrs, id=case.name))
     return out

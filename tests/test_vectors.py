@@ -18,6 +18,7 @@ import opref
 from opref import cases as cs
 from opref import vectors as vx
 from opref.direct import direct_conv_transpose
+from opref.model import node_attributes
 from opref.readings import AMBIGUITIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,9 +37,7 @@ def load_case(name: str):
 
 
 def model_attributes(model: onnx.ModelProto) -> dict:
-    node = model.graph.node[0]
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    return {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+    return node_attributes(model.graph.node[0])
 
 
 def test_committed_suite_regenerates_byte_for_byte(tmp_path):
