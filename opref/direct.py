@@ -38,7 +38,7 @@ def direct_pads(
         if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
             target = output_shape[i] if output_shape is not None else x_shape[2 + i] * s[i]
             total = full - target
-            small, large = math.floor(total / 2), total - math.floor(total / 2)
+            small, large = total // 2, total - total // 2  # floor, exact at any size
             b, e = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
         elif auto_pad == "VALID":
             b = e = 0

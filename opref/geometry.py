@@ -260,7 +260,7 @@ def _split(total: int, upper: bool, reading: str, blame: tuple[str, object], axi
             "(reading 'reject' of negative-total-padding)",
         )
     split = max(total, 0) if reading == "clamp" else total
-    half = int(split / 2) if reading == "trunc" else split // 2
+    half = -(-split // 2) if reading == "trunc" and split < 0 else split // 2  # exact for any size
     return (half if upper else split - half), split
 
 

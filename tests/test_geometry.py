@@ -295,3 +295,11 @@ def test_ambiguities_hold_policy_not_claims_about_runtimes():
     import dataclasses
 
     assert [f.name for f in dataclasses.fields(rd.Ambiguity)] == ["id", "summary", "default", "readings"]
+
+
+def test_trunc_split_is_exact_for_any_size():
+    # T = -(2**60 + 3): trunc halves to -(2**59 + 1); through a float it would be -2**59.
+    from opref.geometry import _split
+
+    total = -(2**60 + 3)
+    assert _split(total, True, "trunc", ("auto_pad", "SAME_UPPER"), 0) == (-(2**59 + 1), total)
