@@ -240,6 +240,31 @@ def _rule(att: _Attributes) -> Rule:
     return Rule.PADS
 
 
+def _upper(auto_pad: str, opset: int, readings: Mapping[str, str]) -> bool:
+    """Whether pad_begin gets the smaller half T//2 (section 2: SAME_UPPER), the v1 text of
+    opset 1 read literally (opset1-split ``v1-text``) flipping it."""
+    upper = auto_pad == "SAME_UPPER"
+    if opset < 11 and readings[rd.OPSET1_SPLIT] == "v1-text":
+        upper = not upper
+    return upper
+
+
+def _split_text(total: int, upper: bool, reading: str, rule: Rule) -> str:
+    """What :func:`_split` does with ``total`` under ``reading``, in words (``opref explain``)."""
+    small, large = ("pad_begin", "pad_end") if upper else ("pad_end", "pad_begin")
+    if total >= 0:
+        return f"an odd unit goes to the {'end' if upper else 'beginning'}"
+    if reading == "floor":
+        return f"T < 0 read as floor: {small} = T//2, {large} = T - T//2"
+    if reading == "trunc":
+        return f"T < 0 read as trunc: {small} = T/2 rounded toward zero, {large} = the rest"
+    if reading == "clamp":
+        if rule is Rule.OUTPUT_SHAPE:
+            return "T < 0 read as clamp: T is split as 0, output_shape extends the end"
+        return "T < 0 read as clamp: T is split as 0, the output is the full extent F"
+    return f"T < 0 read as {reading}"  # reject raised before any text is asked for
+
+
 def _split(total: int, upper: bool, reading: str, blame: tuple[str, object], axis: int) -> tuple[int, int]:
     """(pad_begin, the total actually split) of total padding T, under ``reading``.
 
@@ -307,12 +332,9 @@ def _resolve_axis(att: _Attributes, rule: Rule, i: int) -> tuple[Axis, set[str]]
         total = full - target
         if total < 0:
             tags.add(rd.NEGATIVE_TOTAL_PADDING)
-        upper = att.auto_pad == "SAME_UPPER"
-        if att.opset < 11:
-            if total % 2:
-                tags.add(rd.OPSET1_SPLIT)
-            if att.readings[rd.OPSET1_SPLIT] == "v1-text":
-                upper = not upper
+        if att.opset < 11 and total % 2:
+            tags.add(rd.OPSET1_SPLIT)
+        upper = _upper(att.auto_pad, att.opset, att.readings)
         pb, split = _split(total, upper, att.readings[rd.NEGATIVE_TOTAL_PADDING], blame, i)
         out = target if rule is Rule.OUTPUT_SHAPE else full - split
         pe = full - pb - out
@@ -437,31 +459,44 @@ def to_dict(geo: Geometry) -> dict:
     }
 
 
+def _num(value: int) -> str:
+    # A negative operand in parentheses, so that "9 - (-1)" reads (and evaluates) as meant.
+    return f"({value})" if value < 0 else str(value)
+
+
 def formula_lines(geo: Geometry) -> list[str]:
-    """Per spatial axis, the spec notes' section-2 formulas with this case's numbers."""
+    """Per spatial axis, the spec notes' section-2 formulas with this case's numbers.
+
+    Every "= numbers = result" evaluates, as written, to its result; the split line says
+    what the reading in force does with T.
+    """
     lines = []
+    upper = _upper(geo.auto_pad, geo.opset, geo.readings)
+    v1 = ", v1 text of opset 1" if upper != (geo.auto_pad == "SAME_UPPER") else ""
     for i, ax in enumerate(geo.axes):
         lines.append(
             f"axis {i}: F = s*(I-1) + a + (k-1)*d + 1 = {ax.stride}*({ax.input}-1) + "
             f"{ax.output_padding} + ({ax.kernel}-1)*{ax.dilation} + 1 = {ax.full_extent}"
         )
-        if geo.rule is Rule.PADS:
-            lines.append(
-                f"        O = F - pad_begin - pad_end = {ax.full_extent} - {ax.pad_begin} - "
-                f"{ax.pad_end} = {ax.output}"
-            )
-            continue
         if geo.rule is Rule.VALID:
             lines.append(f"        VALID: no padding, O = F = {ax.output}")
             continue
-        what = "output_shape" if geo.rule is Rule.OUTPUT_SHAPE else "input*stride"
-        if geo.rule is Rule.SAME and ax.target != ax.input * ax.stride:
-            what = "input*stride + output_padding"
-        lines.append(f"        T = F - {what} = {ax.full_extent} - {ax.target} = {ax.total_padding}")
-        side = "end" if geo.auto_pad == "SAME_UPPER" else "beginning"
+        if geo.rule is Rule.OUTPUT_SHAPE:
+            numbers = f"{ax.full_extent} - {ax.target} = {ax.total_padding}"
+            lines.append(f"        T = F - output_shape = {numbers}")
+        elif geo.rule is Rule.SAME:
+            if ax.target == ax.input * ax.stride:
+                what, numbers = "input*stride", f"{ax.input}*{ax.stride}"
+            else:  # same-with-output-padding read as "added"
+                what = "(input*stride + output_padding)"
+                numbers = f"({ax.input}*{ax.stride} + {ax.output_padding})"
+            lines.append(f"        T = F - {what} = {ax.full_extent} - {numbers} = {ax.total_padding}")
+        if geo.rule is not Rule.PADS:
+            how = _split_text(ax.total_padding, upper, geo.readings[rd.NEGATIVE_TOTAL_PADDING], geo.rule)
+            pads = f"pad_begin = {ax.pad_begin}, pad_end = {ax.pad_end}"
+            lines.append(f"        split ({geo.auto_pad}{v1}: {how}): {pads}")
         lines.append(
-            f"        split ({geo.auto_pad}: an odd unit goes to the {side}): "
-            f"pad_begin = {ax.pad_begin}, pad_end = {ax.pad_end}"
+            f"        O = F - pad_begin - pad_end = {ax.full_extent} - {_num(ax.pad_begin)} - "
+            f"{_num(ax.pad_end)} = {ax.output}"
         )
-        lines.append(f"        O = F - pad_begin - pad_end = {ax.output}")
     return lines
