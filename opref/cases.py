@@ -521,7 +521,7 @@ def seed_cases() -> list[Case]:
 
 def onnx_cases() -> list[Case]:
     """ONNX's ConvTranspose backend cases, captured from the installed onnx package."""
-    from onnx import helper
+    from opref.model import node_attributes
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -538,8 +538,7 @@ def onnx_cases() -> list[Case]:
         module.expect = original
     out = []
     for node, inputs, name in sorted(captured, key=lambda c: c[2]):
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+        attrs = node_attributes(node)
         arrays = tuple(np.asarray(a) for a in inputs)
         out.append(
             Case(

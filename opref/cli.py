@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 
 from opref import readings as rd
+from opref.cases import OPSETS
 from opref.errors import SpecError
 from opref.geometry import formula_lines, geometry, to_dict
 from opref.version import __version__
@@ -25,7 +27,34 @@ def _reading(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected AMBIGUITY=READING, got {text!r}")
+    if key not in rd.AMBIGUITIES:
+        raise argparse.ArgumentTypeError(f"unknown ambiguity {key!r}; known: {', '.join(rd.AMBIGUITIES)}")
+    known = rd.AMBIGUITIES[key].readings
+    if value not in known:
+        raise argparse.ArgumentTypeError(f"unknown reading {value!r} of {key}; known: {', '.join(known)}")
     return key, value
+
+
+# Options whose value is a comma-separated list of integers, possibly negative.
+_INT_LISTS = ("--x-shape", "--w-shape", "--dilations", "--kernel-shape", "--output-padding")
+_INT_LISTS += ("--output-shape", "--pads", "--strides")
+_NEGATIVE_LIST = re.compile(r"-\d+(,\s*-?\d+)*,?")
+
+
+def _join_negative_lists(argv: Sequence[str]) -> list[str]:
+    """``--pads -1,0`` as ``--pads=-1,0``: argparse takes a value starting with '-' that is
+    not a plain negative number for an option, so the SpecError for negative pads would
+    never be reached."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _INT_LISTS and i + 1 < len(argv) and _NEGATIVE_LIST.fullmatch(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def _add_attribute_options(p: argparse.ArgumentParser) -> None:
@@ -35,7 +64,7 @@ def _add_attribute_options(p: argparse.ArgumentParser) -> None:
     for name in ("dilations", "kernel_shape", "output_padding", "output_shape", "pads", "strides"):
         p.add_argument(f"--{name.replace('_', '-')}", type=_ints, default=None, dest=name)
     p.add_argument("--group", type=int, default=1)
-    p.add_argument("--opset", type=int, default=22)
+    p.add_argument("--opset", type=int, choices=OPSETS, default=22, help="the ConvTranspose version")
     p.add_argument("--bias", action="store_true", help="the node has a bias input B of shape [M]")
     p.add_argument(
         "--reading",
@@ -60,15 +89,30 @@ def _attributes(args: argparse.Namespace) -> dict:
     }
 
 
+def _json_value(value: object) -> object:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
-    geo = geometry(
-        args.x_shape,
-        args.w_shape,
-        **_attributes(args),
-        opset=args.opset,
-        readings=dict(args.reading),
-        b_shape=[args.w_shape[1] * args.group] if args.bias and len(args.w_shape) > 1 else None,
-    )
+    try:
+        geo = geometry(
+            args.x_shape,
+            args.w_shape,
+            **_attributes(args),
+            opset=args.opset,
+            readings=dict(args.reading),
+            b_shape=[args.w_shape[1] * args.group] if args.bias and len(args.w_shape) > 1 else None,
+        )
+    except SpecError as exc:
+        if not args.json:
+            raise
+        error = {"attribute": exc.attribute, "value": _json_value(exc.value), "rule": exc.rule}
+        print(json.dumps({"error": {**error, "message": str(exc)}}, indent=2))
+        return 2
     if args.json:
         print(json.dumps(to_dict(geo), indent=2))
         return 0
@@ -277,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_lists(sys.argv[1:] if argv is None else argv))
     from opref.vectors import SuiteError
 
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -31,17 +31,6 @@ class Rule(enum.StrEnum):
     OUTPUT_SHAPE = "output_shape"  # T = F - output_shape; pads ignored
     SAME = "auto_pad SAME"  # T = F - input * stride
     VALID = "auto_pad VALID"  # no padding
-
-
-# How a total padding T is halved under each reading of negative-total-padding.
-_HALF: Mapping[str, Callable[[int], int]] = MappingProxyType(
-    {
-        "floor": lambda t: t // 2,
-        "trunc": lambda t: int(t / 2),
-        "clamp": lambda t: t // 2,  # applied to max(T, 0), see geometry()
-        "reject": lambda t: t // 2,  # only reached for T >= 0
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -140,28 +129,46 @@ def _check_shapes(x_shape, w_shape, group, b_shape):
     return x, w, group
 
 
-def geometry(
-    x_shape: Sequence[int],
-    w_shape: Sequence[int],
-    *,
-    auto_pad: str = "NOTSET",
-    dilations: Sequence[int] | None = None,
-    group: int = 1,
-    kernel_shape: Sequence[int] | None = None,
-    output_padding: Sequence[int] | None = None,
-    output_shape: Sequence[int] | None = None,
-    pads: Sequence[int] | None = None,
-    strides: Sequence[int] | None = None,
-    opset: int = 22,
-    readings: Mapping[str, str] | None = None,
-    b_shape: Sequence[int] | None = None,
-    dtype: object | None = None,
-) -> Geometry:
-    """Resolve a ConvTranspose configuration (spec notes section 2) or raise SpecError.
+@dataclass(frozen=True)
+class _Attributes:
+    """Checked attributes and shapes: every must-reject rule that needs no arithmetic passed."""
 
-    ``readings`` picks a non-default reading per ambiguity id (see :mod:`opref.readings`);
-    ``b_shape`` and ``dtype``, when given, are checked too (B must be [M]; bfloat16 needs
-    opset 22).
+    x: tuple[int, ...]
+    w: tuple[int, ...]
+    group: int
+    auto_pad: str
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    output_padding: tuple[int, ...]
+    pads: tuple[int, ...] | None  # as given (None: absent)
+    output_shape: tuple[int, ...] | None  # O*, spatial (None: absent)
+    opset: int
+    readings: Mapping[str, str]
+
+
+def _check_attributes(
+    x_shape,
+    w_shape,
+    *,
+    auto_pad,
+    dilations,
+    group,
+    kernel_shape,
+    output_padding,
+    output_shape,
+    pads,
+    strides,
+    opset,
+    readings,
+    b_shape,
+    dtype,
+) -> _Attributes:
+    """The must-reject list of spec notes section 3 that needs no arithmetic, in a fixed order.
+
+    Defaults are filled in (strides, dilations 1; output_padding 0; kernel from W). Raises
+    SpecError for the first rule broken; output-padding-bound is checked under the chosen
+    reading.
     """
     chosen = rd.resolve_readings(readings)
     opset = _as_int("opset", opset)
@@ -219,74 +226,134 @@ def geometry(
         if len(o_star) != r:
             raise SpecError("output_shape", list(o_star), f"must have {r} entries ({spatial})")
         _at_least("output_shape", o_star, 1)
+    return _Attributes(x, w, group, auto_pad, kernel, s, d, a, p, o_star, opset, chosen)
 
-    if o_star is not None:
-        rule = Rule.OUTPUT_SHAPE
-    elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        rule = Rule.SAME
-    elif auto_pad == "VALID":
-        rule = Rule.VALID
-    else:
-        rule = Rule.PADS
-        p = p or (0,) * (2 * r)
 
+def _rule(att: _Attributes) -> Rule:
+    """What decides the pads: output_shape first (pads are then ignored), then auto_pad."""
+    if att.output_shape is not None:
+        return Rule.OUTPUT_SHAPE
+    if att.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        return Rule.SAME
+    if att.auto_pad == "VALID":
+        return Rule.VALID
+    return Rule.PADS
+
+
+def _upper(auto_pad: str, opset: int, readings: Mapping[str, str]) -> bool:
+    """Whether pad_begin gets the smaller half T//2 (section 2: SAME_UPPER), the v1 text of
+    opset 1 read literally (opset1-split ``v1-text``) flipping it."""
     upper = auto_pad == "SAME_UPPER"
-    tags: set[str] = set()
-    if opset < 11 and chosen[rd.OPSET1_SPLIT] == "v1-text":
+    if opset < 11 and readings[rd.OPSET1_SPLIT] == "v1-text":
         upper = not upper
-    axes = []
-    for i in range(r):
-        k_eff = (kernel[i] - 1) * d[i] + 1
-        full = s[i] * (x[2 + i] - 1) + a[i] + k_eff
-        if s[i] <= a[i] < d[i]:
-            tags.add(rd.OUTPUT_PADDING_BOUND)
-        target = None
-        if rule is Rule.PADS:
-            pb, pe = p[i], p[i + r]
-            total = pb + pe
-            out = full - total
-        elif rule is Rule.VALID:
-            pb = pe = total = 0
-            out = full
-        else:
-            absorbed = True
-            if rule is Rule.SAME:
-                target = x[2 + i] * s[i]
-                if a[i] > 0:
-                    tags.add(rd.SAME_WITH_OUTPUT_PADDING)
-                    absorbed = chosen[rd.SAME_WITH_OUTPUT_PADDING] == "in-total"
-                if not absorbed:
-                    target += a[i]
-            else:
-                target = o_star[i]
-            total = full - target
-            if total < 0:
-                tags.add(rd.NEGATIVE_TOTAL_PADDING)
-                if chosen[rd.NEGATIVE_TOTAL_PADDING] == "reject":
-                    raise SpecError(
-                        "output_shape" if rule is Rule.OUTPUT_SHAPE else "auto_pad",
-                        list(o_star) if rule is Rule.OUTPUT_SHAPE else auto_pad,
-                        f"gives total padding {total} < 0 on spatial axis {i} "
-                        "(reading 'reject' of negative-total-padding)",
-                    )
-            if opset < 11 and total % 2:
-                tags.add(rd.OPSET1_SPLIT)
-            how = chosen[rd.NEGATIVE_TOTAL_PADDING]
-            split = max(total, 0) if how == "clamp" else total
-            half = _HALF[how](split)
-            pb = half if upper else split - half
-            out = target if rule is Rule.OUTPUT_SHAPE else full - split
-            pe = full - pb - out
-        if out < 1:
-            cause = {Rule.PADS: "pads", Rule.VALID: "auto_pad"}.get(rule, "output_shape")
-            raise SpecError(
-                cause,
-                {"pads": list(p or ()), "auto_pad": auto_pad, "output_shape": list(o_star or ())}[cause],
-                f"leaves output size {out} on spatial axis {i}; it must be >= 1",
-            )
-        axes.append(Axis(x[2 + i], kernel[i], s[i], d[i], a[i], full, target, total, pb, pe, out))
+    return upper
 
-    m = w[1] * group
+
+def _split_text(total: int, upper: bool, reading: str, rule: Rule) -> str:
+    """What :func:`_split` does with ``total`` under ``reading``, in words (``opref explain``)."""
+    small, large = ("pad_begin", "pad_end") if upper else ("pad_end", "pad_begin")
+    if total >= 0:
+        return f"an odd unit goes to the {'end' if upper else 'beginning'}"
+    if reading == "floor":
+        return f"T < 0 read as floor: {small} = T//2, {large} = T - T//2"
+    if reading == "trunc":
+        return f"T < 0 read as trunc: {small} = T/2 rounded toward zero, {large} = the rest"
+    if reading == "clamp":
+        if rule is Rule.OUTPUT_SHAPE:
+            return "T < 0 read as clamp: T is split as 0, output_shape extends the end"
+        return "T < 0 read as clamp: T is split as 0, the output is the full extent F"
+    return f"T < 0 read as {reading}"  # reject raised before any text is asked for
+
+
+def _split(total: int, upper: bool, reading: str, blame: tuple[str, object], axis: int) -> tuple[int, int]:
+    """(pad_begin, the total actually split) of total padding T, under ``reading``.
+
+    Section 2: SAME_UPPER gives pad_begin = T/2, every other auto_pad T - T/2 (``upper``
+    says which; opset1-split may have flipped it). For T < 0 the halving follows the
+    reading of negative-total-padding (section 3):
+
+    - floor: T//2, so the side given the smaller half extends past the full extent;
+    - trunc: T/2 rounded toward zero;
+    - clamp: T is split as 0 (pad_begin 0); the caller keeps output_shape's size, which
+      extends the end, or under SAME outputs the full extent;
+    - reject: T < 0 raises SpecError, naming ``blame`` (attribute, value).
+    """
+    if total < 0 and reading == "reject":
+        raise SpecError(
+            *blame,
+            f"gives total padding {total} < 0 on spatial axis {axis} "
+            "(reading 'reject' of negative-total-padding)",
+        )
+    split = max(total, 0) if reading == "clamp" else total
+    half = -(-split // 2) if reading == "trunc" and split < 0 else split // 2  # exact for any size
+    return (half if upper else split - half), split
+
+
+def _resolve_axis(att: _Attributes, rule: Rule, i: int) -> tuple[Axis, set[str]]:
+    """One spatial axis, read against spec notes section 2 line by line, and its ambiguity tags.
+
+    - K = (k - 1)*d + 1 and F = s*(I - 1) + a + K (the full extent);
+    - rule ``pads``: O = F - pb - pe;
+    - rule ``auto_pad VALID``: pb = pe = 0, O = F;
+    - rule ``output_shape``: T = F - O*; rule ``auto_pad SAME``: T = F - I*s (the target
+      I*s + a under reading ``added`` of same-with-output-padding);
+      then the split of T (:func:`_split`: negative-total-padding, opset1-split) and
+      O = F - pb - pe.
+
+    Tags: output-padding-bound where s <= a < d. Raises SpecError when O < 1.
+    """
+    x, s, d, a = att.x[2 + i], att.strides[i], att.dilations[i], att.output_padding[i]
+    r = len(att.x) - 2
+    tags: set[str] = set()
+    k_eff = (att.kernel[i] - 1) * d + 1
+    full = s * (x - 1) + a + k_eff
+    if s <= a < d:
+        tags.add(rd.OUTPUT_PADDING_BOUND)
+    target = None
+    if rule is Rule.PADS:
+        p = att.pads or (0,) * (2 * r)
+        pb, pe = p[i], p[i + r]
+        total = pb + pe
+        out = full - total
+    elif rule is Rule.VALID:
+        pb = pe = total = 0
+        out = full
+    else:
+        if rule is Rule.SAME:
+            target = x * s
+            if a > 0:
+                tags.add(rd.SAME_WITH_OUTPUT_PADDING)
+                if att.readings[rd.SAME_WITH_OUTPUT_PADDING] == "added":
+                    target += a
+            blame = ("auto_pad", att.auto_pad)
+        else:
+            target = att.output_shape[i]
+            blame = ("output_shape", list(att.output_shape))
+        total = full - target
+        if total < 0:
+            tags.add(rd.NEGATIVE_TOTAL_PADDING)
+        if att.opset < 11 and total % 2:
+            tags.add(rd.OPSET1_SPLIT)
+        upper = _upper(att.auto_pad, att.opset, att.readings)
+        pb, split = _split(total, upper, att.readings[rd.NEGATIVE_TOTAL_PADDING], blame, i)
+        out = target if rule is Rule.OUTPUT_SHAPE else full - split
+        pe = full - pb - out
+    if out < 1:
+        cause = {Rule.PADS: "pads", Rule.VALID: "auto_pad"}.get(rule, "output_shape")
+        value = {
+            "pads": list(att.pads or ()),
+            "auto_pad": att.auto_pad,
+            "output_shape": list(att.output_shape or ()),
+        }[cause]
+        raise SpecError(cause, value, f"leaves output size {out} on spatial axis {i}; it must be >= 1")
+    return Axis(x, att.kernel[i], s, d, a, full, target, total, pb, pe, out), tags
+
+
+def _guard_size(att: _Attributes, axes: Sequence[Axis]) -> tuple[int, ...]:
+    """The full output shape (N, M, O...), or SpecError when it, or the intermediate
+    product of every kernel tap with every input position, exceeds MAX_OUTPUT_ELEMENTS."""
+    x = att.x
+    m = att.w[1] * att.group
     full_out = (x[0], m, *(ax.output for ax in axes))
     if math.prod(full_out) > MAX_OUTPUT_ELEMENTS:
         raise SpecError(
@@ -294,29 +361,78 @@ def geometry(
             list(full_out),
             f"has {math.prod(full_out)} elements; opref refuses more than {MAX_OUTPUT_ELEMENTS}",
         )
-    gemm = x[0] * m * math.prod(kernel) * math.prod(x[2:])
+    gemm = x[0] * m * math.prod(att.kernel) * math.prod(x[2:])
     if gemm > MAX_OUTPUT_ELEMENTS:
         raise SpecError(
             "X.shape",
             list(x),
             f"needs {gemm} intermediate products; opref refuses more than {MAX_OUTPUT_ELEMENTS}",
         )
-    return Geometry(
-        x_shape=x,
-        w_shape=w,
-        group=group,
+    return full_out
+
+
+def geometry(
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    *,
+    auto_pad: str = "NOTSET",
+    dilations: Sequence[int] | None = None,
+    group: int = 1,
+    kernel_shape: Sequence[int] | None = None,
+    output_padding: Sequence[int] | None = None,
+    output_shape: Sequence[int] | None = None,
+    pads: Sequence[int] | None = None,
+    strides: Sequence[int] | None = None,
+    opset: int = 22,
+    readings: Mapping[str, str] | None = None,
+    b_shape: Sequence[int] | None = None,
+    dtype: object | None = None,
+) -> Geometry:
+    """Resolve a ConvTranspose configuration (spec notes section 2) or raise SpecError.
+
+    ``readings`` picks a non-default reading per ambiguity id (see :mod:`opref.readings`);
+    ``b_shape`` and ``dtype``, when given, are checked too (B must be [M]; bfloat16 needs
+    opset 22).
+    """
+    att = _check_attributes(
+        x_shape,
+        w_shape,
         auto_pad=auto_pad,
-        kernel_shape=kernel,
-        strides=s,
-        dilations=d,
-        output_padding=a,
+        dilations=dilations,
+        group=group,
+        kernel_shape=kernel_shape,
+        output_padding=output_padding,
+        output_shape=output_shape,
+        pads=pads,
+        strides=strides,
+        opset=opset,
+        readings=readings,
+        b_shape=b_shape,
+        dtype=dtype,
+    )
+    rule = _rule(att)
+    axes, tags = [], set()
+    for i in range(len(att.x) - 2):
+        ax, found = _resolve_axis(att, rule, i)
+        axes.append(ax)
+        tags |= found
+    full_out = _guard_size(att, axes)
+    return Geometry(
+        x_shape=att.x,
+        w_shape=att.w,
+        group=att.group,
+        auto_pad=att.auto_pad,
+        kernel_shape=att.kernel,
+        strides=att.strides,
+        dilations=att.dilations,
+        output_padding=att.output_padding,
         pads=tuple(ax.pad_begin for ax in axes) + tuple(ax.pad_end for ax in axes),
         output_shape=full_out,
         total_padding=tuple(ax.total_padding for ax in axes),
         rule=rule,
         ambiguities=tuple(aid for aid in rd.AMBIGUITIES if aid in tags),
-        readings=MappingProxyType(chosen),
-        opset=opset,
+        readings=MappingProxyType(att.readings),
+        opset=att.opset,
         axes=tuple(axes),
     )
 
@@ -343,31 +459,44 @@ def to_dict(geo: Geometry) -> dict:
     }
 
 
+def _num(value: int) -> str:
+    # A negative operand in parentheses, so that "9 - (-1)" reads (and evaluates) as meant.
+    return f"({value})" if value < 0 else str(value)
+
+
 def formula_lines(geo: Geometry) -> list[str]:
-    """Per spatial axis, the spec notes' section-2 formulas with this case's numbers."""
+    """Per spatial axis, the spec notes' section-2 formulas with this case's numbers.
+
+    Every "= numbers = result" evaluates, as written, to its result; the split line says
+    what the reading in force does with T.
+    """
     lines = []
+    upper = _upper(geo.auto_pad, geo.opset, geo.readings)
+    v1 = ", v1 text of opset 1" if upper != (geo.auto_pad == "SAME_UPPER") else ""
     for i, ax in enumerate(geo.axes):
         lines.append(
             f"axis {i}: F = s*(I-1) + a + (k-1)*d + 1 = {ax.stride}*({ax.input}-1) + "
             f"{ax.output_padding} + ({ax.kernel}-1)*{ax.dilation} + 1 = {ax.full_extent}"
         )
-        if geo.rule is Rule.PADS:
-            lines.append(
-                f"        O = F - pad_begin - pad_end = {ax.full_extent} - {ax.pad_begin} - "
-                f"{ax.pad_end} = {ax.output}"
-            )
-            continue
         if geo.rule is Rule.VALID:
             lines.append(f"        VALID: no padding, O = F = {ax.output}")
             continue
-        what = "output_shape" if geo.rule is Rule.OUTPUT_SHAPE else "input*stride"
-        if geo.rule is Rule.SAME and ax.target != ax.input * ax.stride:
-            what = "input*stride + output_padding"
-        lines.append(f"        T = F - {what} = {ax.full_extent} - {ax.target} = {ax.total_padding}")
-        side = "end" if geo.auto_pad == "SAME_UPPER" else "beginning"
+        if geo.rule is Rule.OUTPUT_SHAPE:
+            numbers = f"{ax.full_extent} - {ax.target} = {ax.total_padding}"
+            lines.append(f"        T = F - output_shape = {numbers}")
+        elif geo.rule is Rule.SAME:
+            if ax.target == ax.input * ax.stride:
+                what, numbers = "input*stride", f"{ax.input}*{ax.stride}"
+            else:  # same-with-output-padding read as "added"
+                what = "(input*stride + output_padding)"
+                numbers = f"({ax.input}*{ax.stride} + {ax.output_padding})"
+            lines.append(f"        T = F - {what} = {ax.full_extent} - {numbers} = {ax.total_padding}")
+        if geo.rule is not Rule.PADS:
+            how = _split_text(ax.total_padding, upper, geo.readings[rd.NEGATIVE_TOTAL_PADDING], geo.rule)
+            pads = f"pad_begin = {ax.pad_begin}, pad_end = {ax.pad_end}"
+            lines.append(f"        split ({geo.auto_pad}{v1}: {how}): {pads}")
         lines.append(
-            f"        split ({geo.auto_pad}: an odd unit goes to the {side}): "
-            f"pad_begin = {ax.pad_begin}, pad_end = {ax.pad_end}"
+            f"        O = F - pad_begin - pad_end = {ax.full_extent} - {_num(ax.pad_begin)} - "
+            f"{_num(ax.pad_end)} = {ax.output}"
         )
-        lines.append(f"        O = F - pad_begin - pad_end = {ax.output}")
     return lines

@@ -70,6 +70,23 @@ def make_node(name: str, has_bias: bool, attrs: Mapping[str, object]) -> onnx.No
     return node
 
 
+def node_attributes(node: onnx.NodeProto) -> dict[str, object]:
+    """The attributes of ``node`` as ``{ONNX name: value}``, strings decoded from bytes.
+
+    The inverse of :func:`make_node` for the attribute types ConvTranspose has (ints, lists
+    of ints, a string), so the result can be passed to ``opref.geometry``/``conv_transpose``.
+    """
+
+    def plain(value: object) -> object:
+        if isinstance(value, bytes):
+            return value.decode()
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    return {a.name: plain(helper.get_attribute_value(a)) for a in node.attribute}
+
+
 def make_model(
     name: str,
     x_shape: Sequence[int],
@@ -109,15 +126,6 @@ def make_model(
     op.domain = ""
     op.version = opset
     return model
-
-
-def node_attributes(node: onnx.NodeProto) -> dict[str, object]:
-    """A node's attributes as plain values (ONNX names; strings decoded)."""
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    return {
-        k: v.decode() if isinstance(v, bytes) else (list(v) if isinstance(v, list) else v)
-        for k, v in attrs.items()
-    }
 
 
 _PLAIN_ATTRIBUTE_TYPES = (onnx.AttributeProto.INT, onnx.AttributeProto.INTS, onnx.AttributeProto.STRING)

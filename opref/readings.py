@@ -19,14 +19,14 @@ class Ambiguity:
     """One place where the spec text admits more than one answer.
 
     ``readings`` maps a reading's name to a one-line description; ``default`` is the
-    reading opref's reference uses unless told otherwise.
+    reading opref's reference uses unless told otherwise. Which reading a runtime follows
+    is not declared here: the validator measures it, case by case, on the runtime itself.
     """
 
     id: str
     summary: str
     default: str
     readings: Mapping[str, str] = field(default_factory=dict)
-    followed_by: Mapping[str, str] = field(default_factory=dict)
 
 
 NEGATIVE_TOTAL_PADDING = "negative-total-padding"
@@ -53,7 +53,6 @@ AMBIGUITIES: Mapping[str, Ambiguity] = MappingProxyType(
                         "reject": "T < 0 breaks pads >= 0: the model is invalid",
                     }
                 ),
-                followed_by=MappingProxyType({"onnx.reference": "floor", "onnxruntime": "clamp"}),
             ),
             Ambiguity(
                 id=OUTPUT_PADDING_BOUND,
@@ -66,7 +65,6 @@ AMBIGUITIES: Mapping[str, Ambiguity] = MappingProxyType(
                         "stride": "reject output_padding >= stride (onnxruntime)",
                     }
                 ),
-                followed_by=MappingProxyType({"pytorch": "max", "onnxruntime": "stride"}),
             ),
             Ambiguity(
                 id=SAME_WITH_OUTPUT_PADDING,
@@ -79,13 +77,6 @@ AMBIGUITIES: Mapping[str, Ambiguity] = MappingProxyType(
                         "absorbed by T (the formula)",
                         "added": "no: T is computed without it and the output is "
                         "input * stride + output_padding (ONNX shape inference)",
-                    }
-                ),
-                followed_by=MappingProxyType(
-                    {
-                        "onnxruntime": "in-total",
-                        "openvino": "in-total",
-                        "onnx shape inference": "added",
                     }
                 ),
             ),

@@ -68,9 +68,11 @@ def _workspace(slot: str, shape: tuple[int, ...]) -> np.ndarray:
 class _AxisPlan:
     """Where each kernel tap of one axis writes, in phase coordinates.
 
-    Output position o has phase (o + pad_begin) mod stride; phase p holds the outputs
-    ``first[p], first[p] + stride, ...`` (``count[p]`` of them). Tap k of input i lands in
-    phase ``tap_phase[k]`` at index ``i + tap_shift[k]``.
+    Output position o has residue (o + pad_begin) mod stride. Only residues that some output
+    position has get a phase, at most min(stride, output) of them, numbered by increasing
+    residue: phase p holds the outputs ``first[p], first[p] + stride, ...`` (``count[p]`` of
+    them). Tap k of input i lands in phase ``tap_phase[k]`` (-1: no output position has its
+    residue) at index ``i + tap_shift[k]``.
     """
 
     first: tuple[int, ...]
@@ -81,7 +83,10 @@ class _AxisPlan:
 
     def window(self, tap: int) -> tuple[slice, slice] | None:
         """(input slice, phase-buffer slice) of ``tap``, clipped to the output; None if empty."""
-        shift, count = self.tap_shift[tap], self.count[self.tap_phase[tap]]
+        phase = self.tap_phase[tap]
+        if phase < 0:
+            return None
+        shift, count = self.tap_shift[tap], self.count[phase]
         lo, hi = max(0, -shift), min(self.input, count - shift)
         if hi <= lo:
             return None
@@ -94,23 +99,24 @@ class _AxisPlan:
 
 
 def _plan(ax: Axis) -> _AxisPlan:
-    s = ax.stride
-    first = tuple((p - ax.pad_begin) % s for p in range(s))
-    count = tuple(max(0, -(-(ax.output - f) // s)) for f in first)
-    taps = [k * ax.dilation for k in range(ax.kernel)]
-    # o = i*s + k*d - pad_begin = first[p] + s*(i + shift); the division is exact.
-    phase = tuple(q % s for q in taps)
-    shift = tuple((q - ax.pad_begin - first[q % s]) // s for q in taps)
-    return _AxisPlan(first, count, phase, shift, ax.input)
+    s, pb = ax.stride, ax.pad_begin
+    # The first min(s, O) output positions have distinct residues, and they are all the
+    # residues the output has: a stride far beyond the output costs nothing.
+    first = tuple(sorted(range(min(s, ax.output)), key=lambda f: (f + pb) % s))
+    count = tuple(-(-(ax.output - f) // s) for f in first)
+    phase_of = {(f + pb) % s: p for p, f in enumerate(first)}
+    phase, shift = [], []
+    for q in (k * ax.dilation for k in range(ax.kernel)):
+        p = phase_of.get(q % s, -1)
+        phase.append(p)
+        # o = i*s + q - pad_begin = first[p] + s*(i + shift); the division is exact.
+        shift.append((q - pb - first[p]) // s if p >= 0 else 0)
+    return _AxisPlan(first, count, tuple(phase), tuple(shift), ax.input)
 
 
 def _phase_keys(plans: Sequence[_AxisPlan]) -> list[tuple[int, ...]]:
-    """The phases (one residue per axis) that hold at least one output position."""
-    return [
-        key
-        for key in itertools.product(*(range(len(p.count)) for p in plans))
-        if all(p.count[k] for p, k in zip(plans, key, strict=True))
-    ]
+    """The phases (one per axis): each holds at least one output position."""
+    return list(itertools.product(*(range(len(p.count)) for p in plans)))
 
 
 @dataclass(frozen=True)
@@ -376,8 +382,11 @@ def _assemble(phases, plans, geo: Geometry, dtype: DType) -> np.ndarray:
     grouped = out.reshape(n, geo.group, m // geo.group, *spatial)
     order = (2, 0, 1, *range(3, 3 + len(spatial)))  # (group, M/group, N, ...) -> (N, group, M/group, ...)
     for key, buf in phases.items():
+        # A stride beyond the output gives one position per phase; numpy needs a step it can
+        # index with, and any step of at least the output's size takes just that one.
         where = tuple(
-            slice(p.first[k], None, ax.stride) for p, k, ax in zip(plans, key, geo.axes, strict=True)
+            slice(p.first[k], None, min(ax.stride, ax.output))
+            for p, k, ax in zip(plans, key, geo.axes, strict=True)
         )
         if dtype.name == "bfloat16":
             buf = round_from_float64(buf, dtype)

@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 import onnx
-from onnx import helper
 
 import opref
+from opref.model import node_attributes
 from opref.runtimes import Outcome, RuntimeInfo, Status
 
 
@@ -36,8 +36,7 @@ class FakeRuntime:
     def run(self, model_bytes: bytes, inputs: dict[str, np.ndarray]) -> Outcome:
         model = onnx.load_from_string(model_bytes)
         node = model.graph.node[0]
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+        attrs = node_attributes(node)
         args = [inputs[i] for i in node.input]
         active = fnmatch.fnmatchcase(node.name, self.only)
         if active and self.mode == "crash":

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from naive import naive_pads
 
 import opref
 from opref import readings as rd
+from opref.direct import direct_pads
 from opref.geometry import MAX_OUTPUT_ELEMENTS, Rule, geometry
 
 X33, W33 = (1, 1, 3, 3), (1, 2, 3, 3)
@@ -161,7 +161,7 @@ def test_every_ambiguity_has_its_default_among_its_readings():
 @pytest.mark.parametrize("target", [None, [4], [7], [9], [12]])
 def test_pads_agree_with_direct_formulas(auto_pad, target):
     attrs = {"auto_pad": auto_pad, "strides": [3], "output_padding": [1], "output_shape": target}
-    begins, ends, outs = naive_pads((1, 1, 3), (1, 1, 2), **attrs)
+    begins, ends, outs = direct_pads((1, 1, 3), (1, 1, 2), **attrs)
     geo = geometry((1, 1, 3), (1, 1, 2), **attrs)
     assert (geo.pads, geo.output_shape[2:]) == ((begins[0], ends[0]), tuple(outs))
 
@@ -252,3 +252,54 @@ def test_error_message_names_value_and_rule():
     with pytest.raises(opref.SpecError) as err:
         geometry((1, 1, 3), (1, 1, 3), strides=[2], dilations=[2], output_padding=[2])
     assert str(err.value) == "output_padding[0]=2 must be less than max(stride, dilation)=2"
+
+
+# --- the split of T: one function for every reading of negative-total-padding --------------
+
+
+@pytest.mark.parametrize(
+    ("total", "upper", "reading", "expected"),
+    [
+        # T = 3: every reading halves as section 2 says (SAME_UPPER: pb = T//2 = 1, else 2).
+        *((3, True, how, (1, 3)) for how in ("floor", "trunc", "clamp", "reject")),
+        *((3, False, how, (2, 3)) for how in ("floor", "trunc", "clamp", "reject")),
+        # T = -3: floor halves to -2, trunc to -1; the other side gets T minus that.
+        (-3, True, "floor", (-2, -3)),
+        (-3, False, "floor", (-1, -3)),
+        (-3, True, "trunc", (-1, -3)),
+        (-3, False, "trunc", (-2, -3)),
+        # clamp splits 0 instead of T, whichever side.
+        (-3, True, "clamp", (0, 0)),
+        (-3, False, "clamp", (0, 0)),
+    ],
+)
+def test_split_of_total_padding(total, upper, reading, expected):
+    from opref.geometry import _split
+
+    assert _split(total, upper, reading, ("auto_pad", "SAME_UPPER"), 0) == expected, (total, upper, reading)
+
+
+def test_split_rejects_negative_total_under_reject():
+    from opref.geometry import _split
+
+    with pytest.raises(opref.SpecError) as err:
+        _split(-1, True, "reject", ("output_shape", [10]), 2)
+    assert err.value.attribute == "output_shape" and err.value.value == [10]
+    assert "axis 2" in err.value.rule
+
+
+def test_ambiguities_hold_policy_not_claims_about_runtimes():
+    # Which reading a runtime follows is measured by the validator; a declared table went
+    # unused and was wrong (it said onnx.reference follows floor; measured, it clamps or
+    # raises, spec notes section 3).
+    import dataclasses
+
+    assert [f.name for f in dataclasses.fields(rd.Ambiguity)] == ["id", "summary", "default", "readings"]
+
+
+def test_trunc_split_is_exact_for_any_size():
+    # T = -(2**60 + 3): trunc halves to -(2**59 + 1); through a float it would be -2**59.
+    from opref.geometry import _split
+
+    total = -(2**60 + 3)
+    assert _split(total, True, "trunc", ("auto_pad", "SAME_UPPER"), 0) == (-(2**59 + 1), total)

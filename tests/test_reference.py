@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from naive import naive_conv_transpose, naive_pads
 
 import opref
 import opref.reference
+from opref.direct import direct_conv_transpose, direct_pads
 from opref.dtypes import DTYPES
+from opref.model import node_attributes
 
 # --- the seed document's examples (shared/seed), expected arrays as printed there ---------
 
@@ -84,8 +85,6 @@ def test_seed_examples(name, dtype):
 
 
 def _onnx_cases():
-    from onnx import helper
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from onnx.backend.test.case.node import collect_testcases
@@ -94,8 +93,7 @@ def _onnx_cases():
     out = []
     for case in cases:
         node = case.model.graph.node[0]
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+        attrs = node_attributes(node)
         inputs, outputs = case.data_sets[0]
         out.append(pytest.param(inputs, outputs[0], attrs, id=case.name))
     return out
@@ -171,13 +169,13 @@ def _check_against_direct_loop(cfg, specials: bool = False):
         a = target[rng.randint(len(target))]
         a.flat[rng.randint(a.size)] = [np.inf, -np.inf, np.nan][rng.randint(3)]
     plain = {k: v for k, v in attrs.items() if k not in ("group", "kernel_shape")}
-    outs = naive_pads(x_shape, w_shape, **plain)[2]
+    outs = direct_pads(x_shape, w_shape, **plain)[2]
     if min(outs) < 1:
         with pytest.raises(opref.SpecError):
             opref.conv_transpose(X, W, B, **attrs)
         return
     y = opref.conv_transpose(X, W, B, **attrs)
-    expected = naive_conv_transpose(X, W, B, **attrs).astype(np.float32).astype(DTYPES[dtype].numpy)
+    expected = direct_conv_transpose(X, W, B, **attrs).astype(np.float32).astype(DTYPES[dtype].numpy)
     assert y.dtype == X.dtype
     assert y.shape == expected.shape, f"{x_shape} {w_shape} {attrs}"
     # Compared as float64 (exact for every dtype): numpy's testing sees no NaN in bfloat16.
@@ -261,4 +259,103 @@ def test_rank_five_input():
     X = _grid_values(rng, (1, 2, 2, 1, 2, 2, 1), "float64")
     W = _grid_values(rng, (2, 1, 2, 1, 1, 2, 2), "float64")
     attrs = {"strides": [1, 2, 1, 2, 1], "pads": [0, 0, 1, 0, 0, 1, 0, 0, 0, 1]}
-    np.testing.assert_array_equal(opref.conv_transpose(X, W, **attrs), naive_conv_transpose(X, W, **attrs))
+    np.testing.assert_array_equal(opref.conv_transpose(X, W, **attrs), direct_conv_transpose(X, W, **attrs))
+
+
+# --- strides and dilations far beyond the output: the cost follows the output, not them ------
+
+# Run in a fresh interpreter whose address space is capped: a table with one entry per stride
+# step (2**40 of them) fails with MemoryError there instead of filling the machine.
+_BOUNDED = """
+import resource, sys
+import numpy as np
+import opref
+from opref.tolerance import magnitude_sum, max_terms
+resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+one = np.ones((1, 1, 1), np.float32)
+assert opref.conv_transpose(one, one, strides=[2**40]).tolist() == [[[1.0]]]
+X = np.arange(1.0, 13.0).reshape(1, 2, 3, 2)
+W = np.arange(1.0, 25.0).reshape(2, 2, 2, 3)
+kw = dict(strides=[2**30, 3], pads=[2**30 - 1, 1, 2**30 - 1, 0])
+geo = opref.geometry(X.shape, W.shape, **kw)
+y = opref.conv_transpose(X, W, **kw)
+assert y.shape == geo.output_shape == (1, 2, 4, 5), y.shape
+# stride >= kernel on both axes: one tap per output position and axis, times C = 2.
+assert max_terms(geo, False) == 2, max_terms(geo, False)
+assert magnitude_sum(X, W, None, geo).shape == y.shape
+print("ok")
+"""
+
+
+def test_huge_stride_needs_no_memory_per_stride_step():
+    import os
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-c", _BOUNDED], capture_output=True, text=True, check=False, env=os.environ
+    )
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+def test_huge_stride_by_hand():
+    # 1-D, stride 2**30: input i lands at i*2**30 + k; pads 2**30 - 1 at the beginning put
+    # o = 0 at position 2**30 - 1 (nothing), o = 1 at 2**30 (X[1]*W[0]), o = 2 at 2**30 + 1
+    # (X[1]*W[1]); pad_end 2**30 - 1 leaves F = 2**31 + 2 minus 2**31 - 2: O = 4, o = 3 empty.
+    X = np.array([1.0, 2.0, 3.0]).reshape(1, 1, 3)
+    W = np.array([10.0, 100.0]).reshape(1, 1, 2)
+    attrs = {"strides": [2**30], "pads": [2**30 - 1, 2**30 - 1]}
+    for path in (STACKED, SCATTER):
+        with path:
+            np.testing.assert_array_equal(opref.conv_transpose(X, W, **attrs)[0, 0], [0, 20, 200, 0])
+
+
+def test_huge_dilation_with_output_shape_by_hand():
+    # k = 2, d = s = 2**40, I = 2: taps land at 0, 2**40 (X[0]*W[1] and X[1]*W[0]) and 2**41.
+    # F = 2**41 + 1; output_shape [3]: T = 2**41 - 2, NOTSET pb = T - T//2 = 2**40 - 1, so
+    # the output is positions 2**40 - 1 .. 2**40 + 1: [0, 1*100 + 2*10, 0].
+    X = np.array([1.0, 2.0]).reshape(1, 1, 2)
+    W = np.array([10.0, 100.0]).reshape(1, 1, 2)
+    attrs = {"strides": [2**40], "dilations": [2**40], "output_shape": [3]}
+    geo = opref.geometry(X.shape, W.shape, **attrs)
+    assert geo.pads == (2**40 - 1, 2**40 - 1)
+    for path in (STACKED, SCATTER):
+        with path:
+            np.testing.assert_array_equal(opref.conv_transpose(X, W, **attrs)[0, 0], [0, 120, 0])
+    from opref.tolerance import max_terms
+
+    assert max_terms(geo, has_bias=True) == 3
+
+
+LARGE = [
+    # (X shape, W shape, attributes): strides/dilations far beyond the output on some axis.
+    ((1, 2, 3, 2), (2, 2, 2, 3), {"strides": [2**30, 3], "pads": [2**30 - 1, 1, 2**30 - 1, 0]}),
+    ((1, 2, 3, 2), (2, 2, 2, 3), {"strides": [2**30, 3], "output_shape": [5, 6]}),
+    ((1, 2, 3, 2), (2, 2, 2, 3), {"strides": [2**30, 3], "output_shape": [5, 6], "auto_pad": "SAME_UPPER"}),
+    # Windows around input 1 of every axis: pads 2**s - 1 before it.
+    ((2, 4, 2, 3), (4, 1, 3, 2), {"strides": [2**33, 2**35], "pads": [2**33 - 1, 2**35 - 1, 0, 2**35 - 1]}),
+    (
+        (2, 4, 2, 3),
+        (4, 1, 3, 2),
+        {"strides": [2**33, 2**35], "group": 2, "pads": [2**33 - 1, 2**35 - 1, 0, 2**35 - 1]},
+    ),
+    # F = 2**41 + 7, T = 2**41 - 2: the window starts at 2**40 - 1, around input 1's taps.
+    ((1, 1, 3), (1, 2, 3), {"strides": [2**40], "dilations": [3], "output_shape": [9]}),
+    ((1, 1, 1, 3), (1, 1, 2, 2), {"dilations": [2**40, 1], "pads": [2**40 - 2, 0, 0, 0]}),
+    ((1, 2, 2), (2, 1, 3), {"strides": [5], "dilations": [2**41], "pads": [2**41 - 2, 2**41 - 1]}),
+]
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "attrs"), LARGE)
+@pytest.mark.parametrize("path", ["stacked", "scatter", "inf"])
+def test_large_strides_and_dilations_match_direct_loop(x_shape, w_shape, attrs, path):
+    rng = np.random.RandomState(len(x_shape) + len(attrs))
+    X, W = _grid_values(rng, x_shape, "float64"), _grid_values(rng, w_shape, "float64")
+    B = _grid_values(rng, (w_shape[1] * attrs.get("group", 1),), "float64")
+    if path == "inf":
+        X.flat[0] = np.inf
+    expected = direct_conv_transpose(X, W, B, **attrs)
+    assert 0 < expected.size <= 1000, expected.shape
+    with STACKED if path == "stacked" else SCATTER:
+        y = opref.conv_transpose(X, W, B, **attrs)
+    np.testing.assert_array_equal(y, expected, err_msg=f"X{x_shape} W{w_shape} {attrs} {path}")

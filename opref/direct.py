@@ -1,28 +1,32 @@
-"""An independent ConvTranspose for tests: a direct loop over output positions (gather form).
+"""The independent check of opref's reference: ConvTranspose as a direct loop (gather form).
 
-Written from the spec notes' formulas without looking at opref.geometry/opref.reference:
-its own pad resolution (default readings only), its own loops, exact float64 sums through
-math.fsum. Slow; use on small shapes only.
+The tests judge :mod:`opref.geometry` and :mod:`opref.reference` against this module, so it
+must not share their code: it imports neither, and is written from the formulas of spec
+notes section 2 alone — its own pad resolution (the default readings only), its own loop
+over every output position and kernel tap, exact float64 sums through math.fsum. It costs
+one step per output element per tap per input channel: small shapes only (large strides or
+dilations are fine, they do not enter the cost).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 
-def naive_pads(
-    x_shape,
-    w_shape,
-    auto_pad="NOTSET",
-    dilations=None,
-    output_padding=None,
-    output_shape=None,
-    pads=None,
-    strides=None,
-):
+def direct_pads(
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    auto_pad: str = "NOTSET",
+    dilations: Sequence[int] | None = None,
+    output_padding: Sequence[int] | None = None,
+    output_shape: Sequence[int] | None = None,
+    pads: Sequence[int] | None = None,
+    strides: Sequence[int] | None = None,
+) -> tuple[list[int], list[int], list[int]]:
     """(pads_begin, pads_end, out_sizes) straight from spec notes section 2."""
     r = len(x_shape) - 2
     s = strides or [1] * r
@@ -34,7 +38,7 @@ def naive_pads(
         if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
             target = output_shape[i] if output_shape is not None else x_shape[2 + i] * s[i]
             total = full - target
-            small, large = math.floor(total / 2), total - math.floor(total / 2)
+            small, large = total // 2, total - total // 2  # floor, exact at any size
             b, e = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
         elif auto_pad == "VALID":
             b = e = 0
@@ -47,27 +51,30 @@ def naive_pads(
     return begins, ends, outs
 
 
-def naive_conv_transpose(
-    X,
-    W,
-    B=None,
+def direct_conv_transpose(
+    X: np.ndarray,
+    W: np.ndarray,
+    B: np.ndarray | None = None,
     *,
-    auto_pad="NOTSET",
-    dilations=None,
-    group=1,
-    kernel_shape=None,
-    output_padding=None,
-    output_shape=None,
-    pads=None,
-    strides=None,
-):
-    """Float64 output of ConvTranspose by the gather formula, summed exactly."""
+    auto_pad: str = "NOTSET",
+    dilations: Sequence[int] | None = None,
+    group: int = 1,
+    kernel_shape: Sequence[int] | None = None,
+    output_padding: Sequence[int] | None = None,
+    output_shape: Sequence[int] | None = None,
+    pads: Sequence[int] | None = None,
+    strides: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Float64 output of ConvTranspose by the gather formula, summed exactly.
+
+    No checks: the arguments must be a valid configuration (``kernel_shape`` is W's).
+    """
     X = np.asarray(X).astype(np.float64)
     W = np.asarray(W).astype(np.float64)
     r = X.ndim - 2
     s = strides or [1] * r
     d = dilations or [1] * r
-    begins, _, outs = naive_pads(
+    begins, _, outs = direct_pads(
         X.shape, W.shape, auto_pad, dilations, output_padding, output_shape, pads, strides
     )
     n, c = X.shape[:2]
