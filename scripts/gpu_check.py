@@ -70,13 +70,14 @@ class Configuration:
         return re.sub(r"[^A-Za-z0-9_]+", "-", self.spec).strip("-")
 
 
-# Run in this order: plain CUDA first, because it tells whether there is a usable GPU at all.
+# Run in this order: plain CUDA first, because it tells whether there is a usable GPU at all;
+# TensorRT last, because it builds an engine per session and may use up what is left of the budget.
 CONFIGURATIONS = (
     Configuration("ort:cuda", required=True, placement_truth=True),
     Configuration("ort:cuda?use_tf32=1", required=True, placement_truth=True),
     Configuration("ort:cuda?prefer_nhwc=1", required=True, placement_truth=True, constant_weights=True),
-    Configuration("ort:tensorrt", required=False, placement_truth=False),
     Configuration("ort:cpu", required=True, placement_truth=False),
+    Configuration("ort:tensorrt", required=False, placement_truth=False),
 )
 # The order of the summary table (the issue's build matrix: CPU vs CUDA vs CUDA-TF32 vs NHWC).
 TABLE_ORDER = ("ort:cpu", "ort:cuda", "ort:cuda?use_tf32=1", "ort:cuda?prefer_nhwc=1", "ort:tensorrt")
@@ -871,7 +872,10 @@ def markdown(summary: Summary, environment: Mapping[str, object]) -> str:
     and every case where a GPU configuration and CPU differ."""
     lines = ["# gpu-check: onnxruntime CUDA execution provider", ""]
     lines += ["## Environment", ""]
-    lines += [f"- {k}: {v}" for k, v in environment.items()]
+    lines += [
+        f"- {k}: " + (v if isinstance(v, str) else f"`{json.dumps(v, sort_keys=True, default=str)}`")
+        for k, v in environment.items()
+    ]
     lines += ["", "## Verdicts per configuration", ""]
     lines += _md_table(*table_rows(summary))
     lines += [

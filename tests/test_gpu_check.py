@@ -76,8 +76,8 @@ def test_configurations_are_the_issues_five():
         "ort:cuda",
         "ort:cuda?use_tf32=1",
         "ort:cuda?prefer_nhwc=1",
-        "ort:tensorrt",
         "ort:cpu",
+        "ort:tensorrt",
     ]
     assert [c.spec for c in gc.CONFIGURATIONS if not c.required] == ["ort:tensorrt"]
     assert [c.spec for c in gc.CONFIGURATIONS if c.constant_weights] == ["ort:cuda?prefer_nhwc=1"]
