@@ -1132,6 +1132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out = Path(args.out) if args.out else default_out(gpus)
                 out.mkdir(parents=True, exist_ok=True)
                 (out / "runs").mkdir(exist_ok=True)
+                if (out / "runs" / cfg.slug).exists():  # an earlier check's, into the same --out
+                    shutil.rmtree(out / "runs" / cfg.slug)
                 shutil.move(str(where), str(out / "runs" / cfg.slug))
                 runs[cfg.spec] = Run(
                     cfg, run.spec, out / "runs" / cfg.slug, run.exit_code, run.seconds, run.log_tail
