@@ -61,7 +61,7 @@ class Judgement:
 
 def _reference(case: CaseData, readings: Mapping[str, str] | None) -> np.ndarray:
     rec = case.record
-    return conv_transpose(*case.arrays, **rec.attributes, opset=rec.opset, readings=readings)
+    return conv_transpose(*case.operands, **rec.attributes, opset=rec.opset, readings=readings)
 
 
 def _compare(
@@ -77,7 +77,7 @@ def _compare(
     rec = case.record
     magnitude = None
     if not rec.tolerance.bitexact:
-        X, W, *rest = case.arrays
+        X, W, *rest = case.operands
         geo = geometry(X.shape, W.shape, **rec.attributes, opset=rec.opset, readings=readings)
         magnitude = magnitude_sum(X, W, rest[0] if rest else None, geo)
     return compare(

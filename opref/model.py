@@ -131,9 +131,10 @@ def make_model(
 _PLAIN_ATTRIBUTE_TYPES = (onnx.AttributeProto.INT, onnx.AttributeProto.INTS, onnx.AttributeProto.STRING)
 
 
-def check_case_model(data: bytes, record, arrays: Sequence) -> list[str]:
+def check_case_model(data: bytes, record, arrays: Sequence) -> tuple[list[str], tuple]:
     """Check a case's model is what opref writes for its record; return the names its input
-    files bind to (input_i -> the i-th graph input). SuiteError names the first difference.
+    files bind to (input_i -> the i-th graph input) and the node's operands X, W[, B] (from the
+    input files, or the model's initializers). SuiteError names the first difference.
 
     The pattern: one ConvTranspose node of the default domain, nothing else — no subgraphs, no
     functions, no external data, no other domain — with the record's attributes, opset, element
@@ -141,7 +142,7 @@ def check_case_model(data: bytes, record, arrays: Sequence) -> list[str]:
     """
     from google.protobuf.message import DecodeError
 
-    from opref.vectors import SuiteError
+    from opref.vectors import SuiteError, read_tensor
 
     def bad(why: str) -> SuiteError:
         return SuiteError(f"model.onnx: {why}")
@@ -185,10 +186,23 @@ def check_case_model(data: bytes, record, arrays: Sequence) -> list[str]:
     if len(fed) != len(arrays):
         raise bad(f"takes {len(fed)} inputs, the case has {len(arrays)} input files")
     shapes = {0: record.x_shape, 1: record.w_shape, 2: record.b_shape}
+    want = dtype_of(record.dtype).onnx_type
+    operands = dict(zip(fed, arrays, strict=True))
+    for t in graph.initializer:
+        k = list(node.input).index(t.name)
+        try:
+            array = read_tensor(t.SerializeToString())
+        except (SuiteError, ValueError) as exc:
+            raise bad(f"initializer {t.name!r}: {exc}") from None
+        wrong_type = record.expect == "output" and t.data_type != want  # mixed types: a must-reject
+        if wrong_type or tuple(array.shape) != tuple(shapes[k] or ()):
+            raise bad(
+                f"initializer {t.name!r} is {array.dtype} {list(array.shape)}, not what the record says"
+            )
+        operands[t.name] = array
     for value, array in zip(graph.input, arrays, strict=True):
         k = list(node.input).index(value.name)
         tensor = value.type.tensor_type
-        want = dtype_of(record.dtype).onnx_type
         if tensor.elem_type != dtype_of(array).onnx_type:
             raise bad(
                 f"input {value.name!r} is declared with element type {tensor.elem_type}, "
@@ -208,4 +222,4 @@ def check_case_model(data: bytes, record, arrays: Sequence) -> list[str]:
             d.HasField("dim_value") and d.dim_value != n for d, n in zip(dims, array.shape, strict=False)
         ):
             raise bad(f"input {value.name!r} is declared with another shape than {list(array.shape)}")
-    return fed
+    return fed, tuple(operands[n] for n in node.input)

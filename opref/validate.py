@@ -57,7 +57,7 @@ def reproduce_command(suite: str, spec: str, case: str) -> str:
 def request_for(case: CaseData) -> tuple[Request, int]:
     """The worker request for a verified case, and the largest output it may answer."""
     rec = case.record
-    basis = case.expected.nbytes if case.expected is not None else sum(a.nbytes for a in case.arrays)
+    basis = case.expected.nbytes if case.expected is not None else sum(a.nbytes for a in case.operands)
     limit = max(OUTPUT_MIN_LIMIT, OUTPUT_SLACK * basis)
     return Request(rec.name, rec.dtype, case.model, case.inputs), limit
 

@@ -427,8 +427,8 @@ def prepare_environment(args: argparse.Namespace, gpus: GpuFacts) -> OrtEnvironm
 def constant_weights_suite(suite: Path, dest: Path) -> int:
     """Copy ``suite`` to ``dest`` with W (and B) moved into each model as initializers.
 
-    The input files stay (the validator judges with them); a worker binds input files to the
-    model's graph inputs in order, so only X is fed. Models below IR 4 must list initializers
+    Their input files go (ONNX's layout binds input_i to the i-th graph input, and only X is
+    one now; the validator reads W and B from the model). Models below IR 4 must list initializers
     as graph inputs too (then they are not constant) and are copied unchanged. Returns the
     number of models changed; the manifest's sha256 of each changed model is updated.
     """
@@ -457,6 +457,10 @@ def constant_weights_suite(suite: Path, dest: Path) -> int:
         kept = [i for i in model.graph.input if i.name not in constant]
         del model.graph.input[:]
         model.graph.input.extend(kept)
+        for name in constant:
+            rel = f"test_data_set_0/input_{graph_inputs.index(name)}.pb"
+            (case / rel).unlink()
+            del rec["files"][rel]
         data = model.SerializeToString()
         (case / "model.onnx").write_bytes(data)
         rec["files"]["model.onnx"] = hashlib.sha256(data).hexdigest()
