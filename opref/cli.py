@@ -151,7 +151,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     show = progress_bar if sys.stderr.isatty() and not args.quiet else None
-    summary = generate(args.out, cases, parameters, progress=show)
+    try:
+        summary = generate(args.out, cases, parameters, progress=show)
+    except OSError as exc:
+        print(f"opref: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(summary.line())
     return 0
 
@@ -242,15 +246,36 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     try:
         results = load_results(args.results)
-    except ValueError as exc:
+        report = write_report(results, args.out)
+    except (OSError, ValueError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
-    report = write_report(results, args.out)
-    print(
-        f"report: {args.out}/index.md ({len(report.records)} results, "
-        f"{report.data['unexpected_count']} unexpected normative failures)"
-    )
-    return 0
+    d = report.data
+    counts = f"{len(report.records)} results, {d['unexpected_count']} unexpected normative failures"
+    print(f"report: {args.out}/index.md ({counts})")
+    for e in d["stale_expectations"]:
+        print(f"STALE expectation (line {e.get('line', '?')}): '{e.get('key', '')}' now passes - remove it")
+    code = d["exit_code"]
+    if code == 0 and args.strict_expected and d["stale_expectations"]:
+        code = 1
+    return 0 if args.exit_zero else code
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from opref.vectors import recompute, verify
+
+    checked = verify(args.vectors)
+    problems = dict(checked.case_problems)
+    if args.recompute:
+        problems.update(recompute(args.vectors, checked.records.values()))
+    for line in checked.suite_problems:
+        print(f"suite problem: {line}")
+    for name, why in sorted(problems.items()):
+        print(f"case problem: {name}: {why}")
+    good = len(checked.records) - len(set(problems) & set(checked.records))
+    what = "files, records and recomputed outputs" if args.recompute else "files and records"
+    print(f"{good} of {len(checked.records) + len(checked.case_problems)} cases verified ({what})")
+    return 1 if problems or checked.suite_problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -312,9 +337,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_validate)
 
+    p = sub.add_parser("verify", help="check a suite's files and records (and recompute its outputs)")
+    p.add_argument("vectors", help="a suite directory")
+    p.add_argument(
+        "--recompute",
+        action="store_true",
+        help="re-derive every expected output with opref's reference and compare it with output_0.pb",
+    )
+    p.set_defaults(func=cmd_verify)
+
     p = sub.add_parser("report", help="render results.json files as index.md, report.json, junit.xml, a plot")
     p.add_argument("results", nargs="+", help="results.json files or the directories holding them")
     p.add_argument("--out", required=True, help="the report directory")
+    p.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when the results hold unexpected failures (default: validate's exit code)",
+    )
+    p.add_argument("--strict-expected", action="store_true", help="stale known-failures lines fail too")
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -39,7 +39,7 @@ from opref.protocol import (
     Request,
     load_header,
 )
-from opref.runtimes import RuntimeInfo, split_interpreter
+from opref.runtimes import RuntimeInfo, split_interpreter, strip_ansi
 from opref.verdicts import Verdict
 
 DEFAULT_TIMEOUT = 60.0
@@ -90,6 +90,7 @@ def stderr_excerpt(log, start: int = 0) -> str:
         tail = log.read(_TAIL_BYTES).decode(errors="replace")
     except (OSError, ValueError):
         return ""
+    head, tail = strip_ansi(head), strip_ansi(tail)
     clean = [ln.strip()[:_LINE] for ln in tail.splitlines() if ln.strip()]
     reasons = [ln.strip()[:_LINE] for ln in head.splitlines() if _REASON.search(ln)][:3]
     last = [ln for ln in clean[-3:] if ln not in reasons]
@@ -159,7 +160,8 @@ class Worker:
                 str(exc) if isinstance(exc, ProtocolError) else exit_reason(process.returncode)
             )
             return None, RuntimeInfo(spec, spec, "", False, why + stderr_excerpt(log))
-        info = RuntimeInfo(spec, hello.name, hello.version, hello.available, hello.reason, hello.details)
+        reason = strip_ansi(hello.reason)
+        info = RuntimeInfo(spec, hello.name, hello.version, hello.available, reason, hello.details)
         if not hello.available:
             worker.stop()
             return None, info
@@ -330,6 +332,7 @@ class Pool:
                         self._retire(worker, graceful=False)
                         worker = None
                     results.put((job, answer))
+                    del job, answer  # hold no case while waiting for the next one
             finally:
                 if worker is not None:
                     self._retire(worker)
@@ -351,6 +354,7 @@ class Pool:
                     running -= 1
                     continue
                 yield got
+                got = None
         finally:
             self.close()
             # Drain so that no slot stays blocked on a full queue, then wait for them.

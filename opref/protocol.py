@@ -98,13 +98,15 @@ class ArraySpec:
         if len(data) != self.nbytes:
             raise ProtocolError(f"{len(data)} bytes for an array of {self.nbytes}")
         dt = wire_dtype(self.dtype).newbyteorder("<")
-        return np.frombuffer(data, dtype=dt).astype(wire_dtype(self.dtype), copy=True).reshape(self.shape)
+        # A view of the received buffer where the byte order allows it: no second copy.
+        return np.frombuffer(data, dtype=dt).astype(wire_dtype(self.dtype), copy=False).reshape(self.shape)
 
 
-def encode_array(array: np.ndarray) -> tuple[ArraySpec, bytes]:
+def encode_array(array: np.ndarray) -> tuple[ArraySpec, memoryview]:
+    """The array's description and its little-endian bytes (a view, not a copy, when it can be)."""
     spec = ArraySpec.of(array)
-    data = np.ascontiguousarray(array, dtype=wire_dtype(spec.dtype).newbyteorder("<")).tobytes()
-    return spec, data
+    data = np.ascontiguousarray(array, dtype=wire_dtype(spec.dtype).newbyteorder("<"))
+    return spec, memoryview(data.reshape(-1).view(np.uint8))
 
 
 def _text(value: object, what: str) -> str:
@@ -177,7 +179,7 @@ class Request:
             return None
         if header.get("kind") != "run" or not isinstance(header.get("inputs"), list):
             raise ProtocolError(f"expected a run request, got {header.get('kind')!r:.50}")
-        model = channel.recv()
+        model = bytes(channel.recv())  # runtimes take a model as bytes, not a bytearray
         inputs = []
         for item in header["inputs"]:
             spec = ArraySpec.from_wire(item.get("array") if isinstance(item, dict) else None)
@@ -308,27 +310,31 @@ class Channel:
                     return
                 raise Closed()
 
-    def _read_exact(self, n: int, deadline, alive) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
+    def _read_exact(self, n: int, deadline, alive) -> bytearray:
+        buf = bytearray(n)  # filled in place: a large frame is held once
+        view, got = memoryview(buf), 0
+        while got < n:
             if deadline is not None or alive is not None:
                 self._wait(self.read_fd, select.POLLIN, deadline, alive)
-            chunk = os.read(self.read_fd, min(n - len(buf), _CHUNK))
-            if not chunk:
+            count = os.readv(self.read_fd, [view[got : got + _CHUNK]])
+            if not count:
                 raise Closed()
-            buf += chunk
-        return bytes(buf)
+            got += count
+        return buf
 
-    def recv(self, deadline: float | None = None, limit: int | None = None, alive=None) -> bytes:
+    def recv(self, deadline: float | None = None, limit: int | None = None, alive=None) -> bytearray:
         (n,) = _LENGTH.unpack(self._read_exact(_LENGTH.size, deadline, alive))
         if limit is not None and n > limit:
             raise ProtocolError(f"a frame of {n} bytes, over the {limit}-byte limit")
         return self._read_exact(n, deadline, alive)
 
-    def send(self, frames: Sequence[bytes], deadline: float | None = None, alive=None) -> None:
+    def send(self, frames: Sequence[bytes | memoryview], deadline: float | None = None, alive=None) -> None:
         for frame in frames:
-            view = memoryview(_LENGTH.pack(len(frame)) + frame) if len(frame) < _CHUNK else None
-            parts = [view] if view is not None else [memoryview(_LENGTH.pack(len(frame))), memoryview(frame)]
+            size = memoryview(frame).nbytes
+            if size < _CHUNK:
+                parts = [memoryview(_LENGTH.pack(size) + bytes(frame))]
+            else:
+                parts = [memoryview(_LENGTH.pack(size)), memoryview(frame).cast("B")]
             for part in parts:
                 while part:
                     if deadline is not None or alive is not None:

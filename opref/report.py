@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import shlex
+import warnings
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opref.readings import AMBIGUITIES
-from opref.verdicts import NORMATIVE_FAILURES, ORDER, Verdict
+from opref.verdicts import GROUP, NORMATIVE_FAILURES, ORDER, SKIP_REASONS, Group, Verdict
 from opref.version import __version__
 
 SCHEMA = 1
@@ -31,6 +34,42 @@ class Report:
         return self.data["records"]
 
 
+_RESULT_FIELDS = {"case": str, "runtime": str, "verdict": str, "dtype": str, "opset": int, "reproduce": str}
+
+
+def check_results(data: object, source: str) -> dict:
+    """``data`` if it is validation results opref can report on; ValueError says why not."""
+    if isinstance(data, dict) and data.get("generator") == "opref" and "cases" in data:
+        raise ValueError(f"{source}: a suite manifest, not validation results (run opref validate first)")
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("runtimes"), list)
+        or not isinstance(data.get("records"), list)
+    ):
+        raise ValueError(f"{source}: not opref validation results (no 'runtimes' and 'records' lists)")
+    verdicts = {v.value for v in Verdict}
+    for i, rt in enumerate(data["runtimes"]):
+        if (
+            not isinstance(rt, dict)
+            or not isinstance(rt.get("spec"), str)
+            or not isinstance(rt.get("available"), bool)
+        ):
+            raise ValueError(f"{source}: runtimes[{i}] has no 'spec' string and 'available' flag")
+    for i, rec in enumerate(data["records"]):
+        if not isinstance(rec, dict):
+            raise ValueError(f"{source}: records[{i}] is not an object")
+        for key, kind in _RESULT_FIELDS.items():
+            if not isinstance(rec.get(key), kind):
+                raise ValueError(f"{source}: records[{i}] has no {kind.__name__} {key!r}")
+        if rec["verdict"] not in verdicts:
+            raise ValueError(f"{source}: records[{i}] has the unknown verdict {rec['verdict']!r}")
+    for key in ("suite", "started"):
+        data.setdefault(key, "")
+    data.setdefault("seconds", 0.0)
+    data.setdefault("complete", True)
+    return data
+
+
 def load_results(paths: Iterable[str | os.PathLike]) -> list[dict]:
     out = []
     for p in paths:
@@ -38,25 +77,65 @@ def load_results(paths: Iterable[str | os.PathLike]) -> list[dict]:
         if path.is_dir():
             path = path / "results.json"
         try:
-            out.append(json.loads(path.read_text()))
+            data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise ValueError(f"{path}: cannot read validation results ({exc})") from None
+        out.append(check_results(data, str(path)))
     return out
 
 
-def aggregate(results: Sequence[dict]) -> Report:
-    """Merge validation results (e.g. shards, or one per runtime) into the report's data."""
+def strict(value: object) -> object:
+    """``value`` with every non-finite float written as a string ("inf", "-inf", "nan"), so that
+    any JSON parser reads the file (JSON has no Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict(v) for v in value]
+    return value
+
+
+def dumps(value: object) -> str:
+    return json.dumps(strict(value), indent=1, sort_keys=True, default=str, allow_nan=False) + "\n"
+
+
+def reproduce(rec: dict, suite: str) -> str:
+    """The command that reruns one (case, runtime), with ``suite`` as given."""
+    return (
+        f"opref validate {shlex.quote(suite)} --runtime {shlex.quote(rec['runtime'])} "
+        f"--only {shlex.quote(rec['case'])} --out opref-repro"
+    )
+
+
+def exit_code(data: dict) -> int:
+    """What ``opref validate`` would have exited with, from the report's data."""
+    if not all(s.get("complete", True) for s in data["sources"]):
+        return 1
+    unavailable = [rt for rt in data["runtimes"] if not rt["available"] and not data["allow_unavailable"]]
+    failed = data["unexpected_count"] or data["suite_problems"] or data["case_problems"]
+    return 1 if failed or unavailable or not data["records"] else 0
+
+
+def aggregate(results: Sequence[dict], out: str | os.PathLike | None = None) -> Report:
+    """Merge validation results (e.g. shards, or one per runtime) into the report's data.
+
+    With ``out`` (the report's directory), reproduce commands name the suite relative to it.
+    """
     runtimes: dict[str, dict] = {}
     records: list[dict] = []
     seen = set()
     for res in results:
+        suite = res.get("suite_path") or res["suite"]
+        if out is not None and suite and os.path.isabs(suite):
+            suite = os.path.relpath(suite, Path(out).absolute())
         for rt in res["runtimes"]:
             runtimes.setdefault(rt["spec"], rt)
         for rec in res["records"]:
             key = (rec["runtime"], rec["case"])
             if key not in seen:
                 seen.add(key)
-                records.append(rec)
+                records.append({**rec, "reproduce": reproduce(rec, suite) if suite else rec["reproduce"]})
     records.sort(key=lambda r: (r["runtime"], r["case"]))
     matrix = {spec: {v.value: 0 for v in ORDER} for spec in runtimes}
     for rec in records:
@@ -92,7 +171,12 @@ def aggregate(results: Sequence[dict]) -> Report:
         "build_matrix": _build_matrix(records, [spec for spec, rt in runtimes.items() if rt["available"]]),
         "schema": SCHEMA,
         "opref_version": __version__,
-        "sources": [{"suite": r["suite"], "started": r["started"], "seconds": r["seconds"]} for r in results],
+        "sources": [
+            {"suite": r["suite"], "started": r["started"], "seconds": r["seconds"], "complete": r["complete"]}
+            for r in results
+        ],
+        "allow_unavailable": all(r.get("allow_unavailable", False) for r in results) if results else False,
+        "stale_expectations": [e for r in results for e in r.get("stale_expectations", [])],
         "machine": results[0]["machine"] if results else {},
         "runtimes": list(runtimes.values()),
         "matrix": matrix,
@@ -106,6 +190,7 @@ def aggregate(results: Sequence[dict]) -> Report:
         "case_problems": {k: v for r in results for k, v in r.get("case_problems", {}).items()},
         "records": records,
     }
+    data["exit_code"] = exit_code(data)
     return Report(data)
 
 
@@ -151,6 +236,7 @@ def _failure_row(rec: dict) -> dict:
         "got_value": cmp.get("got_at_first"),
         "reading": rec.get("reading"),
         "message": rec.get("message", ""),
+        "known_reason": rec.get("expected_reason", ""),
         "reproduce": rec["reproduce"],
     }
 
@@ -176,9 +262,22 @@ def markdown(report: Report) -> str:
     lines += [f"opref {d['opref_version']}; suite {srcs}; {len(d['records'])} (case, runtime) results.", ""]
     lines += [
         f"**{d['unexpected_count']} unexpected normative failures** "
-        f"({len(d['failures'])} normative failures in all, {len(d['divergences'])} divergences).",
+        f"({len(d['failures'])} normative failures in all, {len(d['divergences'])} divergences). "
+        f"Exit code: {d['exit_code']}.",
         "",
     ]
+    if not all(src["complete"] for src in d["sources"]):
+        lines += [
+            "**INCOMPLETE: a validation run was interrupted; these results hold only what finished.**",
+            "",
+        ]
+    if d["stale_expectations"]:
+        lines += ["## Known failures that no longer fail (remove these lines)", ""]
+        lines += [
+            f"- line {e.get('line', '?')}: `{e.get('key', '')}` now passes - {e.get('reason', '')}"
+            for e in d["stale_expectations"]
+        ]
+        lines.append("")
 
     lines += ["## Summary", ""]
     shown = [v.value for v in ORDER if any(d["matrix"][rt][v.value] for rt in d["matrix"])]
@@ -192,8 +291,9 @@ def markdown(report: Report) -> str:
     lines += _table(["runtime", "version", *shown], rows)
     for rt in d["runtimes"]:
         if not rt["available"]:
-            lines.append(f"- `{rt['spec']}` unavailable: {rt['reason']}")
-    lines.append("")
+            what = f" What to do: {rt['hint']}." if rt.get("hint") else ""
+            lines.append(f"- `{rt['spec']}` **unavailable**: {rt['reason']}.{what}")
+    lines += ["", "Reproduce commands below are relative to this report's directory.", ""]
 
     lines += ["## Normative failures", ""]
     if not d["failures"]:
@@ -201,7 +301,7 @@ def markdown(report: Report) -> str:
     else:
         rows = [
             [
-                ("**unexpected** " if f["unexpected"] else "expected ") + f["verdict"],
+                ("**unexpected** " if f["unexpected"] else f"known ({f['known_reason']}) ") + f["verdict"],
                 f["runtime"],
                 f["case"],
                 f["attributes"],
@@ -313,42 +413,46 @@ def _first_difference(f: dict) -> str:
 
 
 def junit(report: Report) -> bytes:
-    """One testcase per (case, runtime): failures for normative failures, skips for the rest."""
+    """One testcase per (case, runtime), agreeing with the exit code: an unexpected normative
+    failure is a <failure>; a known one is <skipped> with its known-failures reason; unsupported
+    and fallback are <skipped> with one shared reason per verdict (the detail in system-out)."""
     root = ET.Element("testsuites", name="opref")
     by_rt: dict[str, list[dict]] = defaultdict(list)
     for rec in report.records:
         by_rt[rec["runtime"]].append(rec)
     for rt in report.data["runtimes"]:
         recs = by_rt.get(rt["spec"], [])
-        fails = [r for r in recs if Verdict(r["verdict"]) in NORMATIVE_FAILURES]
-        skips = [r for r in recs if r["verdict"] in ("unsupported", "fallback", "timeout")]
-        suite = ET.SubElement(
-            root,
-            "testsuite",
-            name=rt["spec"],
-            tests=str(len(recs)),
-            failures=str(len(fails)),
-            errors="0",
-            skipped=str(len(skips)),
-        )
+        suite = ET.SubElement(root, "testsuite", name=rt["spec"], tests=str(len(recs)), errors="0")
         if not rt["available"]:
             ET.SubElement(suite, "properties").append(
                 ET.Element("property", name="unavailable", value=rt["reason"])
             )
+        failures = skipped = 0
         for rec in recs:
             tc = ET.SubElement(
                 suite, "testcase", classname=rt["spec"], name=rec["case"], time=f"{rec.get('seconds', 0):.4f}"
             )
-            verdict = rec["verdict"]
+            verdict = Verdict(rec["verdict"])
             text = f"{verdict}: {rec.get('message', '')}\nreproduce: {rec['reproduce']}"
-            if Verdict(verdict) in NORMATIVE_FAILURES:
+            group = GROUP[verdict]
+            if group is Group.NORMATIVE and "expected_by" not in rec:
+                failures += 1
                 ET.SubElement(
-                    tc, "failure", message=f"{verdict}: {rec.get('message', '')[:300]}", type=verdict
+                    tc, "failure", message=f"{verdict}: {rec.get('message', '')[:300]}", type=str(verdict)
                 ).text = text
-            elif verdict in ("unsupported", "fallback", "timeout"):
-                ET.SubElement(tc, "skipped", message=f"{verdict}: {rec.get('message', '')[:300]}")
-            elif verdict == "divergence":
+            elif group is Group.NORMATIVE:
+                skipped += 1
+                reason = rec.get("expected_reason") or rec["expected_by"]
+                ET.SubElement(tc, "skipped", message=f"known failure ({verdict}): {reason}")
                 ET.SubElement(tc, "system-out").text = text
+            elif group is Group.SKIPPED:
+                skipped += 1
+                ET.SubElement(tc, "skipped", message=f"{verdict}: {SKIP_REASONS[verdict]}")
+                ET.SubElement(tc, "system-out").text = text
+            elif verdict is Verdict.DIVERGENCE:
+                ET.SubElement(tc, "system-out").text = text
+        suite.set("failures", str(failures))
+        suite.set("skipped", str(skipped))
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
@@ -378,6 +482,8 @@ def plot(report: Report, path: Path) -> bool:
         return False
     d = report.data
     specs = [rt["spec"] for rt in d["runtimes"] if rt["available"]]
+    if not specs:
+        return False  # nothing ran: nothing to draw
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 1.6 + 0.7 * max(len(specs), 2)))
     floor = 1e-4
     labels: list[str] = []
@@ -435,10 +541,14 @@ def plot(report: Report, path: Path) -> bool:
 def write_report(results: Sequence[dict], out: str | os.PathLike) -> Report:
     """Write index.md, report.json, junit.xml and (with matplotlib) summary.png into ``out``."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    report = aggregate(results)
-    report.data["plot"] = plot(report, out / "summary.png")
-    (out / "report.json").write_text(json.dumps(report.data, indent=1, sort_keys=True, default=str) + "\n")
+    report = aggregate(results, out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # matplotlib's layout notes are not the user's business
+        report.data["plot"] = plot(report, out / "summary.png")
+    (out / "report.json").write_text(dumps(report.data))
     (out / "junit.xml").write_bytes(junit(report))
     (out / "index.md").write_text(markdown(report))
     return report

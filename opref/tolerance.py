@@ -60,6 +60,11 @@ class Comparison:
         return asdict(self)
 
 
+# Elements compared at a time: the comparison's temporaries stay a few tens of MB whatever the
+# output's size (a 25M-element output once took over 1 GB of them).
+COMPARE_CHUNK = 2**20
+
+
 def compare(
     got: np.ndarray,
     expected: np.ndarray,
@@ -75,34 +80,43 @@ def compare(
     ``bitexact`` demands identical bits (NaN matching NaN). Otherwise each element must be
     within ``gamma_terms(u) * magnitude + ulp(expected)``; ``u`` defaults to the dtype's.
     """
-    exp64 = expected.astype(np.float64)
-    got64 = got.astype(np.float64)
-    both_nan = np.isnan(exp64) & np.isnan(got64)
-    with np.errstate(all="ignore"):
-        err = np.where(both_nan, 0.0, np.abs(got64 - exp64))
-        err = np.where((exp64 == got64), 0.0, err)  # equal infinities
-    err = np.where(np.isnan(err), np.inf, err)
-    dist = np.abs(ordered_bits(got, dtype) - ordered_bits(expected, dtype))
-    dist = np.where(both_nan, 0, dist)
-    if bitexact:
-        bad = dist != 0
-        fraction = np.where(bad, np.inf, 0.0)
-    else:
-        u = dtype.unit_roundoff if unit_roundoff is None else unit_roundoff
-        bound = gamma(terms, u) * magnitude + ulp(exp64, dtype)
+    g = gamma(terms, dtype.unit_roundoff if unit_roundoff is None else unit_roundoff)
+    flat_got, flat_exp = got.reshape(-1), expected.reshape(-1)
+    flat_mag = None if magnitude is None else np.broadcast_to(magnitude, expected.shape).reshape(-1)
+    max_err, max_ulp, max_fraction, count, first = 0.0, 0, 0.0, 0, None
+    for start in range(0, flat_exp.size, COMPARE_CHUNK):
+        part = slice(start, start + COMPARE_CHUNK)
+        gp, ep = flat_got[part], flat_exp[part]
+        exp64, got64 = ep.astype(np.float64), gp.astype(np.float64)
+        both_nan = np.isnan(exp64) & np.isnan(got64)
         with np.errstate(all="ignore"):
-            fraction = np.where(err == 0, 0.0, err / bound)
-        bad = ~(err <= bound)
-    count = int(bad.sum())
-    first = [int(i) for i in np.argwhere(bad)[0]] if count else None
+            err = np.where(both_nan | (exp64 == got64), 0.0, np.abs(got64 - exp64))  # equal infinities
+        err = np.where(np.isnan(err), np.inf, err)
+        dist = np.where(both_nan, 0, np.abs(ordered_bits(gp, dtype) - ordered_bits(ep, dtype)))
+        if bitexact:
+            bad = dist != 0
+            fraction = np.where(bad, np.inf, 0.0)
+        else:
+            bound = g * flat_mag[part] + ulp(exp64, dtype)
+            with np.errstate(all="ignore"):
+                fraction = np.where(err == 0, 0.0, err / bound)
+            bad = ~(err <= bound)
+        n_bad = int(bad.sum())
+        if n_bad and first is None:
+            first = start + int(np.flatnonzero(bad)[0])
+        count += n_bad
+        max_err = max(max_err, float(err.max(initial=0.0)))
+        max_ulp = max(max_ulp, int(dist.max(initial=0)))
+        max_fraction = max(max_fraction, float(fraction.max(initial=0.0)))
+    at = None if first is None else [int(i) for i in np.unravel_index(first, expected.shape)]
     return Comparison(
         ok=count == 0,
         bitexact_required=bitexact,
-        max_abs_error=float(err.max(initial=0.0)),
-        max_ulp=int(dist.max(initial=0)),
-        max_bound_fraction=float(fraction.max(initial=0.0)),
+        max_abs_error=max_err,
+        max_ulp=max_ulp,
+        max_bound_fraction=max_fraction,
         mismatches=count,
-        first_mismatch=first,
-        expected_at_first=None if first is None else float(exp64[tuple(first)]),
-        got_at_first=None if first is None else float(got64[tuple(first)]),
+        first_mismatch=at,
+        expected_at_first=None if first is None else float(flat_exp[first]),
+        got_at_first=None if first is None else float(flat_got[first]),
     )

@@ -9,7 +9,6 @@ bytes sent to a runtime are the bytes that were verified and are judged against.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import platform
 import shlex
@@ -24,7 +23,8 @@ from opref.expectations import Expectation, expectation_for, stale
 from opref.judge import judge
 from opref.pool import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, Job, Pool
 from opref.protocol import Request
-from opref.runtimes import parse
+from opref.report import dumps
+from opref.runtimes import check, hint
 from opref.vectors import CaseData, SuiteError, read_case, read_manifest, verify
 from opref.verdicts import NORMATIVE_FAILURES, Verdict
 from opref.version import __version__
@@ -83,6 +83,7 @@ class Validation:
         return {
             "opref_version": __version__,
             "suite": self.suite,
+            "suite_path": str(Path(self.suite).absolute()),
             "started": self.started,
             "seconds": round(self.seconds, 3),
             "complete": self.complete,
@@ -109,7 +110,7 @@ class Validation:
         fd, tmp = tempfile.mkstemp(dir=out, prefix=".results.json.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps(self.to_dict(), indent=1, sort_keys=True, default=str) + "\n")
+                fh.write(dumps(self.to_dict()))
             return Path(tmp).replace(out / "results.json")
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -157,6 +158,40 @@ def _record(case: CaseData, spec: str, info, judgement: dict, suite: str) -> dic
     }
 
 
+def _take(
+    result: Validation,
+    entry: dict,
+    job: Job,
+    answer,
+    spec: str,
+    info,
+    suite: str,
+    expected: Sequence[Expectation],
+    used: set[Expectation],
+) -> None:
+    """Judge one answer into ``result`` (or record why the case could not be judged)."""
+    name, case = job.item
+    if answer is None or case is None:
+        result.case_problems[name] = job.problem
+        return
+    try:
+        judgement = judge(case, answer).to_dict()
+    except Exception as exc:  # opref's own failure: never the runtime's verdict
+        result.case_problems[name] = f"opref could not judge it: {type(exc).__name__}: {exc}"
+        return
+    record = _record(case, spec, info, judgement, suite)
+    entry["cases"] += 1
+    result.records.append(record)
+    if Verdict(record["verdict"]) in NORMATIVE_FAILURES:
+        hit = expectation_for(expected, spec, name, record["verdict"])
+        if hit:
+            record["expected_by"] = hit.key
+            record["expected_reason"] = hit.reason
+            used.add(hit)
+        else:
+            result.unexpected.append({"case": name, "runtime": spec, "verdict": record["verdict"]})
+
+
 def validate(
     suite: str | Path,
     runtimes: Sequence[str],
@@ -177,7 +212,7 @@ def validate(
     t0 = time.perf_counter()
     root = Path(suite)
     for spec in runtimes:
-        parse(spec)  # usage errors before any work
+        check(spec)  # usage errors before any work
     manifest = read_manifest(root)
     checked = verify(root, manifest)
     result = Validation(
@@ -196,37 +231,17 @@ def validate(
             pool = Pool(spec, jobs=jobs, timeout=timeout, start_timeout=start_timeout)
             info = pool.open()
             entry = {**asdict(info), "cases": 0}
+            if not info.available:
+                entry["hint"] = hint(spec, info.reason)
             result.runtimes.append(entry)
             if not info.available or not names:
                 pool.close()
                 continue
-            done = 0
-            for job, answer in pool.run(names, prepare):
-                name, case = job.item
-                done += 1
+            for done, (job, answer) in enumerate(pool.run(names, prepare), 1):
                 if progress:
                     progress(spec, done, len(names))
-                if answer is None or case is None:
-                    result.case_problems[name] = job.problem
-                    continue
-                try:
-                    judgement = judge(case, answer).to_dict()
-                except Exception as exc:  # opref's own failure: never the runtime's verdict
-                    result.case_problems[name] = f"opref could not judge it: {type(exc).__name__}: {exc}"
-                    continue
-                record = _record(case, spec, info, judgement, str(suite))
-                entry["cases"] += 1
-                result.records.append(record)
-                if Verdict(record["verdict"]) in NORMATIVE_FAILURES:
-                    hit = expectation_for(expected, spec, name, record["verdict"])
-                    if hit:
-                        record["expected_by"] = hit.key
-                        record["expected_reason"] = hit.reason
-                        used.add(hit)
-                    else:
-                        result.unexpected.append(
-                            {"case": name, "runtime": spec, "verdict": record["verdict"]}
-                        )
+                _take(result, entry, job, answer, spec, info, str(suite), expected, used)
+                del job, answer  # hold no case while waiting for the next one
     except KeyboardInterrupt:
         result.complete = False
     ran = [rt["spec"] for rt in result.runtimes if rt["available"]]
@@ -245,6 +260,7 @@ def summary_lines(result: Validation) -> list[str]:
         recs = [r for r in result.records if r["runtime"] == rt["spec"]]
         if not rt["available"]:
             lines.append(f"{rt['spec']}: UNAVAILABLE - {rt['reason']}")
+            lines.append(f"    what to do: {rt.get('hint', '')}")
             continue
         counts = Counter(r["verdict"] for r in recs)
         body = ", ".join(f"{counts[v]} {v}" for v in Verdict if counts[v])

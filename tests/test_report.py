@@ -58,7 +58,7 @@ def test_markdown_has_matrix_failures_and_ambiguity_table(results):
     header = next(line for line in md.splitlines() if line.startswith("| runtime | version |"))
     for v in Verdict:
         assert f" {v.value} " in header, v
-    assert "unavailable: libfake.so" in md
+    assert "**unavailable**: libfake.so" in md
     assert "## Normative failures" in md and "opref validate " in md and "--only seed_basic" in md
     # The seed output row [0, 0, 1] shifted left by one: first difference at column 1.
     assert "at [0, 0, 0, 1]: expected 0.0, got 1.0" in md

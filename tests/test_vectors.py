@@ -28,12 +28,13 @@ RECORDS = {r["name"]: r for r in MANIFEST["cases"]}
 CHECKER = json.loads((VECTORS / "checker.json").read_text())
 
 
+SUITE = vx.read_manifest(VECTORS)
+
+
 def load_case(name: str):
-    d = VECTORS / "node" / name
-    model = onnx.load(d / "model.onnx")
-    inputs = [vx.read_tensor(p.read_bytes()) for p in sorted((d / vx.DATA_SET).glob("input_*.pb"))]
-    out = d / vx.DATA_SET / "output_0.pb"
-    return model, inputs, (vx.read_tensor(out.read_bytes()) if out.exists() else None)
+    """The model, the node's operands and the expected output, through opref's one case reader."""
+    case = vx.read_case(VECTORS, SUITE.records[name])
+    return onnx.load_from_string(case.model), list(case.operands), case.expected
 
 
 def model_attributes(model: onnx.ModelProto) -> dict:

@@ -5,6 +5,7 @@ and the adapters behind them. One file per runtime; adding one is one entry in `
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
@@ -79,6 +80,52 @@ def parse(spec: str) -> tuple[str, str, dict[str, str]]:
     return kind, arg, options
 
 
+def check(spec: str) -> None:
+    """Everything that can be known wrong about a spec without running it; RuntimeSpecError says
+    what (an unknown kind, an onnxruntime provider or option that does not exist, a malformed
+    ``py:`` spec)."""
+    kind, arg, options = parse(spec)
+    if kind == "ort":
+        from opref.runtimes.ort_providers import check as check_ort
+
+        if not arg:
+            raise RuntimeSpecError(f"{spec!r}: name a provider, e.g. ort:cpu or ort:cuda")
+        if why := check_ort(spec, arg, options):
+            raise RuntimeSpecError(why)
+    if kind == "py":
+        module, _, factory = arg.partition(":")
+        if not module or not factory:
+            raise RuntimeSpecError(f"{spec!r}: write py:MODULE:FACTORY")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def hint(spec: str, reason: str) -> str:
+    """What to do about a runtime that is unavailable here, from its spec and reason."""
+    kind, arg, _ = parse(spec)
+    interpreter = split_interpreter(spec)[1]
+    if reason.startswith("cannot start"):
+        return f"check the interpreter after '@' ({interpreter}) exists and is executable"
+    if kind == "ort":
+        from opref.runtimes.ort import provider_name
+        from opref.runtimes.ort_providers import INSTALL_HINTS
+
+        name = provider_name(arg)
+        if "not in this onnxruntime build" in reason or "could not be created" in reason:
+            return INSTALL_HINTS.get(name, f"install an onnxruntime build that has {name}")
+    if kind == "py" and ("No module named" in reason or "ModuleNotFoundError" in reason):
+        return "make the adapter's module importable (PYTHONPATH) in the worker's interpreter"
+    if "did not report within" in reason:
+        return "raise --start-timeout, or find where the adapter hangs while starting"
+    return "see the reason; --allow-unavailable lets a run go on without this runtime"
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour codes (onnxruntime colours its log lines)."""
+    return _ANSI.sub("", text)
+
+
 def create(spec: str) -> Adapter:
     """Build the adapter a spec names (in the calling process: call it in a worker)."""
     kind, arg, options = parse(spec)
@@ -91,7 +138,10 @@ __all__ = [
     "RuntimeInfo",
     "RuntimeSpecError",
     "Status",
+    "check",
     "create",
+    "hint",
     "parse",
     "split_interpreter",
+    "strip_ansi",
 ]
