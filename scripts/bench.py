@@ -476,6 +476,10 @@ def torch_times(rows: list[Row], args: argparse.Namespace, threads: int) -> tupl
 # The table
 
 
+def load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1e3:.2f}"
 
@@ -602,6 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"onnxruntime {onnxruntime.__version__} CPU float32; opref float64-exact on float32 inputs;"
           f" medians of {args.rounds} alternating blocks")
+    print(f"load average at start: {load()} ({os.cpu_count()} CPUs): other jobs skew every column")
     rows = []
     for s in shapes:
         rows.append(measure(s, args))
@@ -611,6 +616,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in rows:
         r.torch = times.get(r.shape.label)
     print(torch_line)
+    print(f"load average at end: {load()}")
     print()
     print("\n".join(table(rows)))
     print()

@@ -1,6 +1,7 @@
 """scripts/bench.py: its arguments, kernel lines, shape table and --check; never its timings."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -116,3 +117,24 @@ def test_list_prints_kernel_line_and_shapes():
     lines = out.stdout.splitlines()
     assert lines[0].startswith("BLAS: ") or "threadpoolctl not installed" in lines[0], lines
     assert lines[-1].startswith("U-Net up-conv") and "Ronneberger" in lines[-1], lines
+
+
+def test_torch_column_from_its_own_environment(tmp_path, monkeypatch):
+    # A stand-in for .venvs/torch/bin/python: answers the worker protocol without torch.
+    fake = tmp_path / "python"
+    answer = {"version": "9.9+cpu", "threads": 2, "times": {"U-Net up-conv C1024->512 28x28 k2 s2": 0.5}}
+    fake.write_text(f"#!/bin/sh\ncat > /dev/null\necho '{json.dumps(answer)}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(bench, "TORCH_PYTHON", fake)
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if this interpreter had no torch
+    args = bench.parse(["--rounds", "3"])
+    times, line = bench.torch_times([_row("U-Net", 1.0, 1.0)], args, 2)
+    assert times == {"U-Net up-conv C1024->512 28x28 k2 s2": 0.5}, times
+    assert line.startswith("PyTorch 9.9+cpu float64, 2 threads") and str(fake) in line, line
+
+
+def test_torch_column_absent_without_an_environment(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "TORCH_PYTHON", tmp_path / "none")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    times, line = bench.torch_times([_row("U-Net", 1.0, 1.0)], bench.parse([]), 2)
+    assert times == {} and line == bench.TORCH_ABSENT
