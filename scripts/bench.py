@@ -202,9 +202,10 @@ def kernel_lines(blas: list[Blas] | None, environ: Mapping[str, str], native: st
         f"BLAS: {b.library} {b.version}, kernel {b.architecture}, {b.threads} threads" for b in blas
     ]
     forced = {k: environ[k] for k in BLAS_VARIABLES if k in environ}
-    if environ.get(NATIVE_MARK):
-        lines.append(f"--native-blas: {environ[NATIVE_MARK]} unset for this command (the kernel is"
-                     " OpenBLAS's own choice)")
+    if NATIVE_MARK in environ:
+        removed = environ[NATIVE_MARK] or f"neither of {', '.join(BLAS_VARIABLES)} was set, none"
+        lines.append(f"--native-blas: {removed} unset for this command (the kernel is OpenBLAS's"
+                     " own choice)")
     elif forced:
         setting = " ".join(f"{k}={v}" for k, v in forced.items())
         lines.append(f"kernel forced by the environment: {setting}")
@@ -224,7 +225,7 @@ def native_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` without the kernel-forcing variables, marked with what was removed."""
     env = {k: v for k, v in environ.items() if k not in BLAS_VARIABLES}
     removed = [f"{k}={environ[k]}" for k in BLAS_VARIABLES if k in environ]
-    env[NATIVE_MARK] = " ".join(removed) or "(neither was set)"
+    env[NATIVE_MARK] = " ".join(removed)
     return env
 
 
@@ -325,6 +326,9 @@ def measure(shape: Shape, args: argparse.Namespace) -> Row:
     model = make_model("bench", shape.x, shape.w, None, dict(shape.attrs), "float32", 22)
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    if args.threads:
+        so.intra_op_num_threads = args.threads
+        so.inter_op_num_threads = 1
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     a, b, c = floor_operands(shape)
 
@@ -561,6 +565,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         " its own kernel")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when opref / f64 GEMM of any shape is past that shape's limit")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="threads for numpy's BLAS, onnxruntime and PyTorch alike (default: each"
+                        " library's own; on a loaded machine 1 keeps spinning threads out of the ratios)")
     parser.add_argument("--breakdown", action="store_true", help="where opref's time goes, per shape")
     parser.add_argument("--onnx-reference", action="store_true", help="time onnx.reference once per shape")
     parser.add_argument("--list", action="store_true",
@@ -570,6 +577,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in ("repeat", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
     if args.budget <= 0:
         parser.error("--budget must be positive")
     if args.only and not selected(args.only):
@@ -588,10 +597,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.torch_worker:
         print(json.dumps(torch_worker(json.load(sys.stdin))))
         return 0
-    if args.native_blas and not os.environ.get(NATIVE_MARK):
+    if args.native_blas and NATIVE_MARK not in os.environ:
         rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--native-blas"]
         return subprocess.call([sys.executable, __file__, *rest], env=native_environment(os.environ))
     sys.path.insert(0, str(ROOT))
+    if args.threads:
+        try:
+            import threadpoolctl
+        except ImportError:
+            print("--threads needs threadpoolctl (pip install threadpoolctl)", file=sys.stderr)
+            return 2
+        import numpy  # noqa: F401  (loads the BLAS to limit)
+
+        threadpoolctl.threadpool_limits(limits=args.threads, user_api="blas")
     blas = loaded_blas()
     native = native_architecture() if blas and any(k in os.environ for k in BLAS_VARIABLES) else None
     for line in kernel_lines(blas, os.environ, native):
@@ -604,14 +622,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     import onnxruntime
 
-    print(f"onnxruntime {onnxruntime.__version__} CPU float32; opref float64-exact on float32 inputs;"
+    print(f"onnxruntime {onnxruntime.__version__} CPU float32"
+          f" ({args.threads or 'its default'} intra-op threads); opref float64-exact on float32 inputs;"
           f" medians of {args.rounds} alternating blocks")
     print(f"load average at start: {load()} ({os.cpu_count()} CPUs): other jobs skew every column")
     rows = []
     for s in shapes:
         rows.append(measure(s, args))
         print(f"  measured {s.label}", file=sys.stderr, flush=True)
-    threads = next((b.threads for b in blas or [] if b.library == "openblas"), os.cpu_count() or 1)
+    threads = args.threads or next(
+        (b.threads for b in blas or [] if b.library == "openblas"), os.cpu_count() or 1
+    )
     times, torch_line = torch_times(rows, args, threads)
     for r in rows:
         r.torch = times.get(r.shape.label)

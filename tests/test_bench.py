@@ -48,6 +48,14 @@ def test_native_environment_unsets_both_variables_and_says_which():
     assert "OPENBLAS_CORETYPE" not in env and "OPENBLAS_L2_SIZE" not in env and env["A"] == "1"
     lines = bench.kernel_lines([OPENBLAS], env, None)
     assert "OPENBLAS_CORETYPE=Haswell OPENBLAS_L2_SIZE=1048576 unset" in lines[1], lines
+    lines = bench.kernel_lines([OPENBLAS], bench.native_environment({}), None)
+    assert "--native-blas: neither of OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE was set" in lines[1], lines
+
+
+def test_threads_must_be_positive():
+    with pytest.raises(SystemExit):
+        bench.parse(["--threads", "0"])
+    assert bench.parse(["--threads", "1"]).threads == 1
 
 
 def test_native_architecture_is_asked_without_the_variables(monkeypatch):
