@@ -1,7 +1,7 @@
 """Attributes and shapes -> resolved pads, output shape, the deciding rule and ambiguity tags.
 
 Pure integer arithmetic; no arrays. Formulas are those of section 2 of
-``shared/spec/convtranspose.md``; rule violations are those of its must-reject list and
+``opref/SPEC.md``; rule violations are those of its must-reject list and
 raise :class:`opref.SpecError`; ambiguity ids and readings come from :mod:`opref.readings`.
 """
 

@@ -1,6 +1,6 @@
 """The ambiguities of the ConvTranspose text, and the readings opref can compute, as data.
 
-Each entry mirrors a row of section 3 of ``shared/spec/convtranspose.md``. The geometry
+Each entry mirrors a row of section 3 of ``opref/SPEC.md``. The geometry
 module looks readings up here; adding a reading means adding an entry here and one
 behaviour in ``opref.geometry`` keyed by the same name.
 """
