@@ -8,7 +8,7 @@ A runtime that accumulates with unit roundoff u satisfies, element by element,
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -29,11 +29,20 @@ def magnitude_sum(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geome
 
 
 def max_terms(geo: Geometry, has_bias: bool) -> int:
-    """n: the most terms (products, plus the bias) summed into any one output element."""
-    # Counting with all-ones operands; the batch size does not change the count.
-    one = replace(geo, x_shape=(1, *geo.x_shape[1:]), output_shape=(1, *geo.output_shape[1:]))
-    counts = conv_transpose_float64(np.ones(one.x_shape), np.ones(one.w_shape), None, one)
-    return int(counts.max(initial=0)) + int(has_bias)
+    """n: the most terms (products, plus the bias) summed into any one output element.
+
+    The taps reaching an output position are a product over axes, so the most is C/group times
+    the product of each axis's most: counted per axis, in time and memory linear in that axis's
+    input and kernel (never in the whole output).
+    """
+    most = 1
+    for ax in geo.axes:
+        i = np.arange(ax.input, dtype=np.int64)[:, None]
+        kappa = np.arange(ax.kernel, dtype=np.int64)[None, :]
+        pos = (i * ax.stride + kappa * ax.dilation - ax.pad_begin).reshape(-1)
+        pos = pos[(pos >= 0) & (pos < ax.output)]
+        most *= int(np.bincount(pos).max(initial=0)) if pos.size else 0
+    return geo.x_shape[1] // geo.group * most + int(has_bias)
 
 
 def gamma(n: int, u: float) -> float:

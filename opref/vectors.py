@@ -36,8 +36,9 @@ import onnx
 from opref.cases import Case
 from opref.dtypes import DTYPES, DType, dtype_of
 from opref.errors import SpecError
-from opref.geometry import to_dict
-from opref.model import ir_version_for, make_model
+from opref.geometry import geometry, to_dict
+from opref.model import ATTRIBUTE_NAMES, check_case_model, ir_version_for, make_model
+from opref.readings import AMBIGUITIES
 from opref.reference import conv_transpose
 from opref.tolerance import magnitude_sum, max_terms
 from opref.version import __version__
@@ -526,7 +527,6 @@ class RecordError(ValueError):
 class Tolerance:
     unit_roundoff: float
     max_terms: int
-    max_magnitude_sum: float
     bitexact: bool
 
 
@@ -576,8 +576,6 @@ def _str(value: object, what: str) -> str:
 
 
 def _attributes(value: object) -> dict[str, object]:
-    from opref.model import ATTRIBUTE_NAMES
-
     if not isinstance(value, dict):
         raise RecordError("attributes must be an object")
     out: dict[str, object] = {}
@@ -617,10 +615,6 @@ def _files(value: object, expect: str) -> dict[str, str]:
 
 def parse_record(rec: object) -> CaseRecord:
     """Check one manifest record (types, then the geometry it claims); RecordError says why not."""
-    from opref.geometry import geometry
-    from opref.readings import AMBIGUITIES
-    from opref.tolerance import max_terms
-
     if not isinstance(rec, dict):
         raise RecordError("the record is not an object")
     name = _str(rec.get("name"), "name")
@@ -652,9 +646,8 @@ def parse_record(rec: object) -> CaseRecord:
         tol = rec.get("tolerance")
         if not isinstance(tol, dict) or not isinstance(tol.get("bitexact"), bool):
             raise RecordError("tolerance must be an object with a boolean 'bitexact'")
-        tolerance = Tolerance(
-            DTYPES[dtype].unit_roundoff, max_terms(geo, b_shape is not None), 0.0, tol["bitexact"]
-        )
+        terms = max_terms(geo, b_shape is not None)
+        tolerance = Tolerance(DTYPES[dtype].unit_roundoff, terms, tol["bitexact"])
         if tol.get("max_terms") != tolerance.max_terms:
             raise RecordError(
                 f"tolerance.max_terms {tol.get('max_terms')!r:.40} is not the node's {tolerance.max_terms}"
@@ -751,8 +744,6 @@ def read_case(suite: str | os.PathLike, record: CaseRecord, root_fd: int | None 
 
     SuiteError names the first problem. The returned bytes and arrays are the verified ones.
     """
-    from opref.model import check_case_model
-
     own = root_fd is None
     fd = _open_suite(suite) if own else root_fd
     try:

@@ -1,0 +1,47 @@
+"""The tolerance model's counts, against the direct loop (an implementation written apart)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opref.direct import direct_conv_transpose
+from opref.errors import SpecError
+from opref.geometry import geometry
+from opref.tolerance import max_terms
+
+
+@st.composite
+def configs(draw):
+    r = draw(st.integers(1, 3))
+    g = draw(st.integers(1, 3))
+    x = (1, g * draw(st.integers(1, 2)), *(draw(st.integers(1, 5)) for _ in range(r)))
+    w = (x[1], draw(st.integers(1, 2)), *(draw(st.integers(1, 4)) for _ in range(r)))
+    attrs = {
+        "strides": [draw(st.integers(1, 4)) for _ in range(r)],
+        "dilations": [draw(st.integers(1, 3)) for _ in range(r)],
+        "group": g,
+        "pads": [draw(st.integers(0, 3)) for _ in range(2 * r)],
+    }
+    return x, w, attrs
+
+
+@settings(max_examples=150, deadline=None)
+@given(configs(), st.booleans())
+def test_max_terms_is_the_most_products_any_output_sums(config, bias):
+    x, w, attrs = config
+    try:
+        geo = geometry(x, w, **attrs)
+    except SpecError:
+        return
+    # With all-ones operands each output of the direct loop is its number of products.
+    counts = direct_conv_transpose(np.ones(x), np.ones(w), **attrs)
+    assert max_terms(geo, bias) == int(counts.max(initial=0)) + bias, (x, w, attrs)
+
+
+def test_max_terms_by_hand():
+    # Stride 1, kernel 3, 5 inputs: a middle output sums all 3 taps of each of C/group = 2 channels.
+    assert max_terms(geometry((1, 4, 5), (4, 2, 3), group=2), has_bias=True) == 2 * 3 + 1
+    # Stride 3 >= kernel 3: no two taps of a channel overlap.
+    assert max_terms(geometry((1, 1, 5, 5), (1, 1, 3, 3), strides=[3, 3]), has_bias=False) == 1
