@@ -45,6 +45,8 @@ class Judgement:
     diagnosis: tuple[str, ...] = ()
     # Ambiguous failures: the documented reading whose output is nearest to the runtime's.
     nearest_reading: Mapping[str, str] | None = None
+    # max |got - want| / |want| over elements with want != 0 (None without a comparison).
+    max_rel_error: float | None = None
 
     def to_dict(self) -> dict:
         out: dict = {
@@ -53,6 +55,7 @@ class Judgement:
             "seconds": round(self.seconds, 4),
             "placement": self.placement,
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "max_rel_error": self.max_rel_error,
             "reading": None if self.reading is None else dict(self.reading),
             "diagnosis": list(self.diagnosis),
         }
@@ -169,6 +172,14 @@ def _diagnosis(
     return tuple(mid for mid in dg.CATALOG if mid in found)
 
 
+def _max_relative(got: np.ndarray, want: np.ndarray) -> float | None:
+    g, w = got.astype(np.float64).reshape(-1), want.astype(np.float64).reshape(-1)
+    with np.errstate(all="ignore"):
+        rel = np.abs(g - w) / np.abs(w)
+    rel = rel[(w != 0) & ~np.isnan(rel)]
+    return float(rel.max()) if rel.size else None
+
+
 def _describe(combo: Mapping[str, str]) -> str:
     return ", ".join(f"'{r}' for {a}" for a, r in combo.items())
 
@@ -262,6 +273,7 @@ def judge(case: CaseData, answer: Answer) -> Judgement:
         # A mistake may sit on top of any reading: the nearest first, then the others.
         order = sorted(outcomes, key=lambda o: o.combo != nearest)
         bases = [(o.combo, o.want) for o in order if o.want is not None]
+    max_rel = None if cmp is None or cmp.ok else _max_relative(out, bases[0][1] if nearest else want)
     diagnosis = ()
     if verdict in (Verdict.FAIL_SHAPE, Verdict.FAIL_VALUES) and out is not None:
         diagnosis = _diagnosis(case, out, bases)
@@ -274,5 +286,6 @@ def judge(case: CaseData, answer: Answer) -> Judgement:
         expected_shape=tuple(want.shape),
         diagnosis=diagnosis,
         nearest_reading=nearest,
+        max_rel_error=max_rel,
         **common,
     )
