@@ -838,7 +838,7 @@ def heatmap(expected, output, bound, path: Path, title: str) -> bool:
         bad, label = ~(err <= bound), "|error| / bound (1 = at the bound)"
     ratio = np.where(np.isfinite(ratio), ratio, np.nanmax(np.where(np.isfinite(ratio), ratio, 0)) or 1.0)
     planes = _heat_planes(ratio, bad)
-    fig, axes = plt.subplots(1, len(planes), figsize=(3.2 * len(planes) + 0.6, 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(planes), figsize=(3.2 * len(planes) + 1.4, 3.4), squeeze=False)
     vmax = max(float(ratio.max(initial=0)), 1e-12)
     for ax, (name, r, b) in zip(axes[0], planes, strict=True):
         im = ax.imshow(r, cmap="magma_r", vmin=0, vmax=vmax, interpolation="nearest", aspect="auto")
@@ -847,9 +847,9 @@ def heatmap(expected, output, bound, path: Path, title: str) -> bool:
             ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="#00e5ff", lw=1.2))
         ax.set_title(name, fontsize=8)
         ax.tick_params(labelsize=6)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8).set_label(label, fontsize=7)
+    fig.subplots_adjust(top=0.78, right=0.76)
+    fig.colorbar(im, cax=fig.add_axes((0.8, 0.12, 0.025, 0.62))).set_label(label, fontsize=7)
     fig.suptitle(textwrap.fill(title, 60), fontsize=8)
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return True
