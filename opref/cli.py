@@ -226,6 +226,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             start_timeout=args.start_timeout,
             expected=expected,
             allow_unavailable=args.allow_unavailable,
+            save_tensors=args.save_tensors,
+            tensors_dir=out,
         )
     except (OSError, ValueError, RuntimeSpecError, SuiteError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
@@ -334,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict-expected",
         action="store_true",
         help="a known-failures line that no longer fails makes the run fail",
+    )
+    p.add_argument(
+        "--save-tensors",
+        choices=["failures", "all", "none"],
+        default="none",
+        help="write X, W, B, the expected and the runtime's output (.npy and .pb) under OUT/tensors/ "
+        "for failing (case, runtime) pairs, for all, or for none (default)",
     )
     p.set_defaults(func=cmd_validate)
 

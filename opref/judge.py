@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opref import diagnose as dg
 from opref import readings as rd
 from opref.dtypes import DTYPES
 from opref.errors import SpecError
@@ -40,6 +41,12 @@ class Judgement:
     expected_shape: tuple[int, ...] | None = None
     got_shape: tuple[int, ...] | None = None
     got_dtype: str | None = None
+    # Bug models (opref.diagnose.CATALOG ids) that reproduce a failing output; several allowed.
+    diagnosis: tuple[str, ...] = ()
+    # Ambiguous failures: the documented reading whose output is nearest to the runtime's.
+    nearest_reading: Mapping[str, str] | None = None
+    # max |got - want| / |want| over elements with want != 0 (None without a comparison).
+    max_rel_error: float | None = None
 
     def to_dict(self) -> dict:
         out: dict = {
@@ -48,8 +55,12 @@ class Judgement:
             "seconds": round(self.seconds, 4),
             "placement": self.placement,
             "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "max_rel_error": self.max_rel_error,
             "reading": None if self.reading is None else dict(self.reading),
+            "diagnosis": list(self.diagnosis),
         }
+        if self.nearest_reading is not None:
+            out["nearest_reading"] = dict(self.nearest_reading)
         if self.readings_followed or self.reading is not None:
             out["readings_followed"] = [dict(c) for c in self.readings_followed]
         if self.expected_shape is not None:
@@ -97,24 +108,76 @@ def _reading_combinations(ids: Iterable[str]) -> list[dict[str, str]]:
     return [dict(zip(ids, c, strict=True)) for c in combos]
 
 
-def followed_readings(
-    case: CaseData, status: Status, output: np.ndarray | None, u: float | None
-) -> list[dict[str, str]]:
-    """Every reading combination of the case's ambiguities whose answer the runtime reproduced
-    (an error reproduces a reading under which the node is invalid)."""
+@dataclass(frozen=True)
+class _Outcome:
+    """The reference under one reading combination, and the runtime's output against it."""
+
+    combo: Mapping[str, str]
+    want: np.ndarray | None  # None: the node is invalid under this reading
+    comparison: Comparison | None  # None: no output, or another shape or element type
+
+
+def _outcomes(case: CaseData, status: Status, output: np.ndarray | None, u: float | None) -> list[_Outcome]:
     found = []
     for combo in _reading_combinations(case.record.ambiguities):
         try:
             want = _reference(case, combo)
         except SpecError:
-            if status is Status.ERROR:
-                found.append(combo)
+            found.append(_Outcome(combo, None, None))
             continue
+        cmp = None
         if status is Status.OK and output is not None:
             cmp = _compare(case, output, want, u, combo)
-            if cmp is not None and cmp.ok:
-                found.append(combo)
+        found.append(_Outcome(combo, want, cmp))
     return found
+
+
+def _followed(outcome: _Outcome, status: Status) -> bool:
+    if outcome.want is None:
+        return status is Status.ERROR
+    return outcome.comparison is not None and outcome.comparison.ok
+
+
+def followed_readings(
+    case: CaseData, status: Status, output: np.ndarray | None, u: float | None
+) -> list[dict[str, str]]:
+    """Every reading combination of the case's ambiguities whose answer the runtime reproduced
+    (an error reproduces a reading under which the node is invalid)."""
+    return [dict(o.combo) for o in _outcomes(case, status, output, u) if _followed(o, status)]
+
+
+def _nearest(outcomes: list[_Outcome]) -> _Outcome | None:
+    """The reading whose output is nearest to the runtime's: same shape first, then the fewest
+    mismatches, then the smallest error as a fraction of the bound (spec notes section 3)."""
+    same = [o for o in outcomes if o.comparison is not None]
+    if not same:
+        return None
+    return min(same, key=lambda o: (o.comparison.mismatches, o.comparison.max_bound_fraction))
+
+
+def _diagnosis(
+    case: CaseData, output: np.ndarray, bases: list[tuple[Mapping[str, str] | None, np.ndarray]]
+) -> tuple[str, ...]:
+    """The bug models that reproduce a failing output under any of ``bases`` (readings and their
+    reference, nearest first), in catalog order. Bounded: large outputs are not diagnosed."""
+    if output.size > dg.MAX_ELEMENTS:
+        return ()
+    rec, found = case.record, set()
+    for readings, want in bases:
+        if want.size > dg.MAX_ELEMENTS:
+            continue
+        p = dg.problem(case.operands, rec.attributes, rec.opset, readings, bitexact=rec.tolerance.bitexact)
+        if p is not None:
+            found.update(dg.diagnose(p, output, want))
+    return tuple(mid for mid in dg.CATALOG if mid in found)
+
+
+def _max_relative(got: np.ndarray, want: np.ndarray) -> float | None:
+    g, w = got.astype(np.float64).reshape(-1), want.astype(np.float64).reshape(-1)
+    with np.errstate(all="ignore"):
+        rel = np.abs(g - w) / np.abs(w)
+    rel = rel[(w != 0) & ~np.isnan(rel)]
+    return float(rel.max()) if rel.size else None
 
 
 def _describe(combo: Mapping[str, str]) -> str:
@@ -184,9 +247,11 @@ def judge(case: CaseData, answer: Answer) -> Judgement:
                 f"{cmp.mismatches} elements out of tolerance; first at {list(cmp.first_mismatch)}: "
                 f"expected {cmp.expected_at_first!r}, got {cmp.got_at_first!r}"
             )
-    reading, followed = None, ()
+    reading, followed, nearest = None, (), None
+    bases: list = [(None, want)]
     if rec.ambiguities and verdict in (Verdict.PASS, Verdict.FAIL_SHAPE, Verdict.FAIL_VALUES, Verdict.ERROR):
-        followed = tuple(followed_readings(case, status, out, head.unit_roundoff))
+        outcomes = _outcomes(case, status, out, head.unit_roundoff)
+        followed = tuple(dict(o.combo) for o in outcomes if _followed(o, status))
         if verdict is Verdict.PASS:
             reading = {aid: rd.AMBIGUITIES[aid].default for aid in rec.ambiguities}
         elif followed:
@@ -194,8 +259,24 @@ def judge(case: CaseData, answer: Answer) -> Judgement:
             also = "".join(f"; equally '{_describe(c)}'" for c in followed[1:])
             message = f"follows {_describe(followed[0])}{also} ({message})"
             verdict = Verdict.DIVERGENCE
+        elif (near := _nearest(outcomes)) is not None:
+            # A value bug on top of another reading's shape is a value failure under that reading.
+            nearest, cmp = dict(near.combo), near.comparison
+            verdict = Verdict.FAIL_VALUES
+            message = (
+                f"under {_describe(nearest)} (the nearest documented reading): {cmp.mismatches} elements "
+                f"out of tolerance; first at {list(cmp.first_mismatch)}: expected "
+                f"{cmp.expected_at_first!r}, got {cmp.got_at_first!r}"
+            )
         else:
             message = "matches no documented reading; " + message
+        # A mistake may sit on top of any reading: the nearest first, then the others.
+        order = sorted(outcomes, key=lambda o: o.combo != nearest)
+        bases = [(o.combo, o.want) for o in order if o.want is not None]
+    max_rel = None if cmp is None or cmp.ok else _max_relative(out, bases[0][1] if nearest else want)
+    diagnosis = ()
+    if verdict in (Verdict.FAIL_SHAPE, Verdict.FAIL_VALUES) and out is not None:
+        diagnosis = _diagnosis(case, out, bases)
     return Judgement(
         verdict,
         message,
@@ -203,5 +284,8 @@ def judge(case: CaseData, answer: Answer) -> Judgement:
         reading=reading,
         readings_followed=followed,
         expected_shape=tuple(want.shape),
+        diagnosis=diagnosis,
+        nearest_reading=nearest,
+        max_rel_error=max_rel,
         **common,
     )

@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
+import textwrap
 import warnings
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from opref.readings import AMBIGUITIES
 from opref.verdicts import GROUP, NORMATIVE_FAILURES, ORDER, SKIP_REASONS, Group, Verdict
@@ -136,6 +140,8 @@ def aggregate(results: Sequence[dict], out: str | os.PathLike | None = None) -> 
             if key not in seen:
                 seen.add(key)
                 records.append({**rec, "reproduce": reproduce(rec, suite) if suite else rec["reproduce"]})
+                if rec.get("tensors"):
+                    records[-1]["tensors_root"] = res.get("tensors_root", "")
     records.sort(key=lambda r: (r["runtime"], r["case"]))
     matrix = {spec: {v.value: 0 for v in ORDER} for spec in runtimes}
     for rec in records:
@@ -191,6 +197,7 @@ def aggregate(results: Sequence[dict], out: str | os.PathLike | None = None) -> 
         "records": records,
     }
     data["exit_code"] = exit_code(data)
+    _add_diagnosis(data)
     return Report(data)
 
 
@@ -295,6 +302,7 @@ def markdown(report: Report) -> str:
             lines.append(f"- `{rt['spec']}` **unavailable**: {rt['reason']}.{what}")
     lines += ["", "Reproduce commands below are relative to this report's directory.", ""]
 
+    lines += cluster_lines(d)
     lines += ["## Normative failures", ""]
     if not d["failures"]:
         lines += ["None.", ""]
@@ -328,6 +336,7 @@ def markdown(report: Report) -> str:
         if len(d["failures"]) > MAX_LISTED:
             lines += [f"... {len(d['failures']) - MAX_LISTED} more in report.json.", ""]
 
+    lines += error_stat_lines(d)
     lines += [
         "## Ambiguities: which reading each runtime follows",
         "",
@@ -434,6 +443,7 @@ def junit(report: Report) -> bytes:
             )
             verdict = Verdict(rec["verdict"])
             text = f"{verdict}: {rec.get('message', '')}\nreproduce: {rec['reproduce']}"
+            text += _cluster_note(report.data, rec)
             group = GROUP[verdict]
             if group is Group.NORMATIVE and "expected_by" not in rec:
                 failures += 1
@@ -470,6 +480,9 @@ def short_label(spec: str) -> str:
     return f"{plain}@{env}"
 
 
+CLIP = 1e3  # the error plot's right edge: larger fractions of the bound are drawn there
+
+
 def plot(report: Report, path: Path) -> bool:
     """summary.png: error as a fraction of the bound per runtime, and verdict counts. False
     when matplotlib (the 'plot' extra) is not installed."""
@@ -498,26 +511,42 @@ def plot(report: Report, path: Path) -> bool:
             r["comparison"]["max_bound_fraction"] for r in judged if not r["comparison"]["bitexact_required"]
         ]
         exact = [r for r in judged if r["comparison"]["bitexact_required"]]
-        vals = [min(max(f, floor), 1e3) for f in fr]
+        vals = [min(max(f, floor), CLIP) for f in fr]
         jitter = [i + 0.3 * ((k * 37 % 17) / 17 - 0.5) for k in range(len(vals))]
         ax1.scatter(vals, jitter, s=9, alpha=0.6)
         ok_exact = sum(1 for r in exact if r["comparison"]["ok"])
         labels.append(f"{short_label(spec)}\nexact data {ok_exact}/{len(exact)} bit-exact")
     ax1.axvline(1.0, color="red", lw=1)
     ax1.set_xscale("log")
-    ax1.set_xlim(floor / 2, 2e3)
+    ax1.set_xlim(floor / 2, CLIP * 2)
+    ax1.axvspan(CLIP * 0.8, CLIP * 2, color="#eeeeee", zorder=0)
+    ax1.text(
+        CLIP * 1.25,
+        0.02,
+        "clipped",
+        transform=ax1.get_xaxis_transform(),
+        ha="center",
+        va="bottom",
+        rotation=90,
+        fontsize=7,
+        color="#424242",
+    )
     ax1.set_yticks(range(len(specs)), labels, fontsize=8)
-    ax1.set_xlabel("max |error| / bound per random-data case (1 = at the bound; 0 drawn at 1e-4)")
+    ax1.set_xlabel(
+        "max |error| / bound per random-data case (1 = at the bound; 0 drawn at 1e-4)\n"
+        f"values past {CLIP:.0e} are clipped: drawn at {CLIP:.0e}, in the grey band"
+    )
     ax1.set_title("How close to the tolerance bound")
     colors = {
         "pass": "#2e7d32",
         "rejected": "#66bb6a",
-        "divergence": "#ffa726",
+        "divergence": "#fdd835",
         "unsupported": "#bdbdbd",
         "fallback": "#9e9e9e",
         "timeout": "#8d6e63",
-        "fail-shape": "#c62828",
-        "fail-values": "#e53935",
+        # Two failures a reader must tell apart: a red and a clearly different orange-brown.
+        "fail-shape": "#b71c1c",
+        "fail-values": "#ff6f00",
         "error": "#ad1457",
         "accepted-invalid": "#6a1b9a",
         "crashed": "#000000",
@@ -539,7 +568,8 @@ def plot(report: Report, path: Path) -> bool:
 
 
 def write_report(results: Sequence[dict], out: str | os.PathLike) -> Report:
-    """Write index.md, report.json, junit.xml and (with matplotlib) summary.png into ``out``."""
+    """Write index.md, index.html, report.json, junit.xml and (with matplotlib) summary.png and
+    the clusters' heatmaps/ into ``out``."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory")
@@ -548,7 +578,298 @@ def write_report(results: Sequence[dict], out: str | os.PathLike) -> Report:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # matplotlib's layout notes are not the user's business
         report.data["plot"] = plot(report, out / "summary.png")
+        heatmaps(report, out)
     (out / "report.json").write_text(dumps(report.data))
     (out / "junit.xml").write_bytes(junit(report))
     (out / "index.md").write_text(markdown(report))
+    from opref.html import page
+
+    (out / "index.html").write_text(page(report, out), encoding="utf-8")
     return report
+
+
+# --- failure clusters, error statistics, heatmaps ------------------------------------------
+
+# Facts a cluster's cases may all share, as data: (label, test on a record).
+SHARED_FACTS: tuple[tuple[str, object], ...] = (
+    ("group > 1", lambda r: r["attributes"].get("group", 1) > 1),
+    ("output_shape given", lambda r: "output_shape" in r["attributes"]),
+    ("pads given", lambda r: any(r["attributes"].get("pads") or [])),
+    ("output_padding > 0", lambda r: any(r["attributes"].get("output_padding") or [])),
+    ("dilations > 1", lambda r: any(d > 1 for d in r["attributes"].get("dilations") or [])),
+    ("strides > 1", lambda r: any(s > 1 for s in r["attributes"].get("strides") or [])),
+    ("auto_pad SAME_*", lambda r: str(r["attributes"].get("auto_pad", "")).startswith("SAME")),
+    ("auto_pad VALID", lambda r: r["attributes"].get("auto_pad") == "VALID"),
+    ("ambiguous", lambda r: bool(r.get("ambiguities"))),
+    ("opset 1", lambda r: r["opset"] == 1),
+)
+
+
+def message_signature(rec: dict) -> str:
+    """A failure message with its numbers, shapes and lists blanked: failures that share it
+    share a cause as far as the message tells."""
+    if rec["verdict"] == "accepted-invalid":
+        return "returns an output for a must-reject model"
+    msg = rec.get("message", "")
+    msg = re.sub(r"^matches no documented reading; ", "", msg)
+    msg = re.sub(r"^under .*? \(the nearest documented reading\): ", "", msg)
+    msg = re.sub(r"\[[^\]]*\]|\([^)]*\)", "…", msg)
+    msg = re.sub(r"-?\d+(\.\d+)?(e[-+]?\d+)?", "#", msg)
+    return msg.split("\n")[0][:90]
+
+
+def _size(rec: dict) -> int:
+    shape = rec.get("expected_shape") or rec.get("got_shape") or []
+    return math.prod(shape) if shape else 0
+
+
+def clusters(records: Sequence[dict]) -> list[dict]:
+    """Normative failures grouped by (runtime, verdict, diagnosis or, without one, message
+    signature); largest first. Each names its count, known reasons, the facts all its cases
+    share, and its smallest case as the representative with its reproduce command."""
+    from opref.diagnose import summary
+
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for rec in records:
+        if Verdict(rec["verdict"]) not in NORMATIVE_FAILURES:
+            continue
+        diag = tuple(rec.get("diagnosis") or ())
+        key = (rec["runtime"], rec["verdict"], diag, "" if diag else message_signature(rec))
+        groups[key].append(rec)
+    out = []
+    for (runtime, verdict, diag, signature), recs in groups.items():
+        rep = min(recs, key=lambda r: (_size(r), r["case"]))
+        reasons = Counter(r.get("expected_reason", "") for r in recs if r.get("expected_reason"))
+        shared = [label for label, test in SHARED_FACTS if all(test(r) for r in recs)]
+        for field, name in (("dtype", "dtype"), ("family", "family")):
+            values = {r.get(field) for r in recs}
+            if len(values) == 1 and None not in values:
+                shared.append(f"{name} {values.pop()}")
+        out.append(
+            {
+                "runtime": runtime,
+                "verdict": verdict,
+                "diagnosis": list(diag),
+                "diagnosis_text": summary(diag),
+                "signature": signature,
+                "count": len(recs),
+                "unexpected": sum(1 for r in recs if "expected_by" not in r),
+                "known_reasons": dict(reasons.most_common()),
+                "shared": shared,
+                "cases": sorted(r["case"] for r in recs),
+                "representative": rep["case"],
+                "reproduce": rep["reproduce"],
+                "heatmap": None,
+            }
+        )
+    out.sort(key=lambda c: (-c["count"], c["runtime"], c["verdict"], c["signature"], c["diagnosis"]))
+    for i, c in enumerate(out, 1):
+        c["id"] = i
+    return out
+
+
+def error_stats(rec: dict) -> dict | None:
+    """Per-case error statistics of a failing comparison (None when there was none)."""
+    cmp = rec.get("comparison")
+    if not cmp or cmp.get("ok"):
+        return None
+    return {
+        "max_abs_error": cmp.get("max_abs_error"),
+        "max_rel_error": rec.get("max_rel_error"),
+        "max_ulp": cmp.get("max_ulp"),
+        "max_bound_fraction": cmp.get("max_bound_fraction"),
+        "mismatches": cmp.get("mismatches"),
+        "bitexact_required": cmp.get("bitexact_required"),
+    }
+
+
+def _add_diagnosis(data: dict) -> None:
+    """Clusters into the report's data; diagnosis and error statistics into each failure row."""
+    from opref.diagnose import summary
+
+    data["clusters"] = clusters(data["records"])
+    by_key = {(r["runtime"], r["case"]): r for r in data["records"]}
+    cluster_of = {(c["runtime"], case): c["id"] for c in data["clusters"] for case in c["cases"]}
+    for row in data["failures"]:
+        rec = by_key[(row["runtime"], row["case"])]
+        row["diagnosis"] = list(rec.get("diagnosis") or [])
+        row["diagnosis_text"] = summary(row["diagnosis"])
+        row["error"] = error_stats(rec)
+        row["cluster"] = cluster_of.get((row["runtime"], row["case"]))
+        row["tensors"] = rec.get("tensors")
+
+
+def _cluster_note(data: dict, rec: dict) -> str:
+    cluster = next(
+        (c for c in data.get("clusters", []) if c["runtime"] == rec["runtime"] and rec["case"] in c["cases"]),
+        None,
+    )
+    if cluster is None:
+        return ""
+    what = cluster["diagnosis_text"] or cluster["signature"]
+    return f"\ncluster {cluster['id']} ({cluster['count']} cases): {what}"
+
+
+def cluster_lines(d: dict) -> list[str]:
+    """index.md's failure clusters: one row per root cause as far as opref can tell."""
+    cl = d.get("clusters", [])
+    lines = ["## Failure clusters", ""]
+    if not cl:
+        return [*lines, "None.", ""]
+    lines += [
+        f"{len(d['failures'])} normative failures in {len(cl)} clusters: grouped by runtime, verdict and "
+        "diagnosis (the bug models of opref/diagnose.py that reproduce the output) or, without one, "
+        "the message with its numbers blanked. The representative is the cluster's smallest case.",
+        "",
+    ]
+    rows = []
+    for c in cl:
+        known = "; ".join(f"{k} ({n})" for k, n in c["known_reasons"].items()) or "**not listed**"
+        what = f"**{c['diagnosis_text']}**" if c["diagnosis"] else f"`{c['signature']}`"
+        heat = f" ![heatmap]({c['heatmap']})" if c.get("heatmap") else ""
+        rows.append(
+            [
+                c["id"],
+                c["runtime"],
+                c["verdict"],
+                c["count"],
+                what,
+                known,
+                ", ".join(c["shared"]),
+                f"`{c['representative']}`{heat}",
+                f"`{c['reproduce']}`",
+            ]
+        )
+    lines += _table(
+        [
+            "#",
+            "runtime",
+            "verdict",
+            "cases",
+            "diagnosis (or message)",
+            "known reason",
+            "all share",
+            "representative",
+            "reproduce",
+        ],
+        rows,
+    )
+    return lines
+
+
+def _num(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def error_stat_lines(d: dict) -> list[str]:
+    """index.md's per-case error statistics of failing comparisons."""
+    rows = [
+        [
+            f["runtime"],
+            f["case"],
+            f.get("cluster") or "",
+            _num(e["max_abs_error"]),
+            _num(e["max_rel_error"]),
+            _num(e["max_ulp"]),
+            "exact data" if e["bitexact_required"] else _num(e["max_bound_fraction"]),
+            _num(e["mismatches"]),
+        ]
+        for f in d["failures"]
+        if (e := f.get("error"))
+    ]
+    if not rows:
+        return []
+    return [
+        "## Error statistics (failing comparisons)",
+        "",
+        *_table(
+            [
+                "runtime",
+                "case",
+                "cluster",
+                "max abs",
+                "max rel",
+                "max ULP",
+                "max fraction of bound",
+                "mismatches",
+            ],
+            rows[:MAX_LISTED],
+        ),
+    ]
+
+
+def _heat_planes(ratio: np.ndarray, bad: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(title, ratio plane, mismatch plane) for batch 0 and up to 4 output channels; 1-D outputs
+    become one row, 3-D and more take the maximum over the leading spatial axes."""
+    planes = []
+    for m in range(min(ratio.shape[1], 4)):
+        r, b = ratio[0, m], bad[0, m]
+        if r.ndim == 1:
+            r, b = r[None, :], b[None, :]
+        while r.ndim > 2:
+            r, b = r.max(axis=0), b.any(axis=0)
+        planes.append((f"channel {m}", r, b))
+    return planes
+
+
+def heatmap(expected, output, bound, path: Path, title: str) -> bool:
+    """A PNG of |error| / bound over the output's spatial plane(s), mismatches outlined in
+    black (exact data: |error| itself, any difference a mismatch). False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Rectangle
+    except ImportError:
+        return False
+    err = np.abs(output.astype(np.float64) - expected.astype(np.float64))
+    err = np.where(np.isnan(err), np.inf, err)
+    exact = bound is None or not np.any(bound)
+    if exact:
+        bad, ratio, label = err != 0, err, "|error| (exact data: any difference fails)"
+    else:
+        with np.errstate(all="ignore"):
+            ratio = np.where(err == 0, 0.0, err / bound)
+        bad, label = ~(err <= bound), "|error| / bound (1 = at the bound)"
+    ratio = np.where(np.isfinite(ratio), ratio, np.nanmax(np.where(np.isfinite(ratio), ratio, 0)) or 1.0)
+    planes = _heat_planes(ratio, bad)
+    fig, axes = plt.subplots(1, len(planes), figsize=(3.2 * len(planes) + 1.4, 3.4), squeeze=False)
+    vmax = max(float(ratio.max(initial=0)), 1e-12)
+    for ax, (name, r, b) in zip(axes[0], planes, strict=True):
+        im = ax.imshow(r, cmap="magma_r", vmin=0, vmax=vmax, interpolation="nearest", aspect="auto")
+        ys, xs = np.nonzero(b)
+        for y, x in list(zip(ys, xs, strict=True))[:2000]:
+            ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="#00e5ff", lw=1.2))
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.subplots_adjust(top=0.78, right=0.76)
+    fig.colorbar(im, cax=fig.add_axes((0.8, 0.12, 0.025, 0.62))).set_label(label, fontsize=7)
+    fig.suptitle(textwrap.fill(title, 60), fontsize=8)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def heatmaps(report: Report, out: Path) -> None:
+    """heatmaps/cluster-<id>.png for every cluster whose representative has saved tensors of
+    the expected shape; the path goes into the cluster's ``heatmap``."""
+    from opref.tensors import load
+
+    by_key = {(r["runtime"], r["case"]): r for r in report.records}
+    for c in report.data.get("clusters", []):
+        rec = by_key.get((c["runtime"], c["representative"]))
+        paths = (rec or {}).get("tensors") or {}
+        root = (rec or {}).get("tensors_root", "")
+        want, got = load(root, paths, "expected"), load(root, paths, "output")
+        if want is None or got is None or want.shape != got.shape or want.ndim < 3:
+            continue
+        (out / "heatmaps").mkdir(exist_ok=True)
+        rel = f"heatmaps/cluster-{c['id']}.png"
+        title = f"cluster {c['id']}: {c['runtime']} {c['representative']} ({c['verdict']})"
+        if heatmap(want, got, load(root, paths, "bound"), out / rel, title):
+            c["heatmap"] = rel

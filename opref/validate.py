@@ -25,6 +25,7 @@ from opref.pool import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, Job, Pool
 from opref.protocol import Request
 from opref.report import dumps
 from opref.runtimes import check, hint
+from opref.tensors import SAVE_POLICIES, save_tensors
 from opref.vectors import CaseData, SuiteError, read_case, read_manifest, verify
 from opref.verdicts import NORMATIVE_FAILURES, Verdict
 from opref.version import __version__
@@ -78,9 +79,11 @@ class Validation:
     allow_unavailable: bool = False
     started: str = ""
     seconds: float = 0.0
+    tensors_root: str = ""  # where --save-tensors wrote (records' "tensors" paths are relative to it)
 
     def to_dict(self) -> dict:
         return {
+            "tensors_root": self.tensors_root,
             "opref_version": __version__,
             "suite": self.suite,
             "suite_path": str(Path(self.suite).absolute()),
@@ -150,6 +153,8 @@ def _record(case: CaseData, spec: str, info, judgement: dict, suite: str) -> dic
         "dtype": rec.dtype,
         "opset": rec.opset,
         "family": rec.family,
+        "x_shape": list(rec.x_shape),
+        "w_shape": list(rec.w_shape),
         "attributes": dict(rec.attributes),
         "ambiguities": list(rec.ambiguities),
         "expect": rec.expect,
@@ -168,6 +173,7 @@ def _take(
     suite: str,
     expected: Sequence[Expectation],
     used: set[Expectation],
+    save: tuple[str, Path | None] = ("none", None),
 ) -> None:
     """Judge one answer into ``result`` (or record why the case could not be judged)."""
     name, case = job.item
@@ -180,6 +186,10 @@ def _take(
         result.case_problems[name] = f"opref could not judge it: {type(exc).__name__}: {exc}"
         return
     record = _record(case, spec, info, judgement, suite)
+    policy, root = save
+    failed = Verdict(record["verdict"]) in NORMATIVE_FAILURES
+    if root is not None and (policy == "all" or (policy == "failures" and failed)):
+        record["tensors"] = save_tensors(root, spec, case, answer, record)
     entry["cases"] += 1
     result.records.append(record)
     if Verdict(record["verdict"]) in NORMATIVE_FAILURES:
@@ -204,12 +214,21 @@ def validate(
     expected: Sequence[Expectation] = (),
     allow_unavailable: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    save_tensors: str = "none",
+    tensors_dir: str | os.PathLike | None = None,
 ) -> Validation:
     """Validate each runtime over the suite; see :class:`Validation`.
+
+    ``save_tensors`` ("failures", "all" or "none") writes X, W, B, the expected and the
+    runtime's output of those (case, runtime) pairs under ``tensors_dir``/tensors/ (the
+    directory results.json goes to); see :mod:`opref.tensors`.
 
     Ctrl-C stops the run: the result then holds what finished and ``complete`` is False.
     """
     t0 = time.perf_counter()
+    if save_tensors not in SAVE_POLICIES:
+        raise ValueError(f"save_tensors={save_tensors!r}: must be one of {list(SAVE_POLICIES)}")
+    save = (save_tensors, None if tensors_dir is None or save_tensors == "none" else Path(tensors_dir))
     root = Path(suite)
     for spec in runtimes:
         check(spec)  # usage errors before any work
@@ -221,6 +240,7 @@ def validate(
         case_problems=dict(checked.case_problems),
         allow_unavailable=allow_unavailable,
         started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        tensors_root="" if save[1] is None else str(save[1].absolute()),
     )
     names = select_cases(list(checked.records), only, shard)
     result.selected = len(names)
@@ -240,7 +260,7 @@ def validate(
             for done, (job, answer) in enumerate(pool.run(names, prepare), 1):
                 if progress:
                     progress(spec, done, len(names))
-                _take(result, entry, job, answer, spec, info, str(suite), expected, used)
+                _take(result, entry, job, answer, spec, info, str(suite), expected, used, save)
                 del job, answer  # hold no case while waiting for the next one
     except KeyboardInterrupt:
         result.complete = False

@@ -111,6 +111,8 @@ def main() -> int:
         # Auto-detected runtimes may be missing here; runtimes named with --runtime may not.
         allow_unavailable=not args.runtime,
         progress=tick,
+        save_tensors="failures",  # the report's heatmaps and the debugging artifacts
+        tensors_dir=build / "results",
     )
     result.write(build / "results")
     for line in summary_lines(result):
