@@ -18,6 +18,7 @@ compiler's diagnostics and re-raises the same signal in its worker, so the valid
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import tempfile
@@ -155,8 +156,17 @@ def _diagnostics(text: str) -> str:
     """The compiler's first diagnostic lines (its message repeats the command line after them)."""
     body = text.split("Diagnostics:", 1)[-1].split("Invoked with:", 1)[0]
     # "/tmp/opref-iree-x/model.mlir:4:10: error: ..." -> "error: ..." (the path is ours, not IREE's)
-    errors = [ln[ln.index("error:") :].strip() for ln in body.splitlines() if "error:" in ln]
+    errors = [_short(ln[ln.index("error:") :].strip()) for ln in body.splitlines() if "error:" in ln]
     return " | ".join(errors[:3]) if errors else _first_lines(body)
+
+
+def _short(error: str) -> str:
+    """An MLIR error without the operation it dumps after ': %N = ', keeping the ONNX op's name."""
+    head, sep, dump = error.partition(": %")
+    if not sep:
+        return error
+    name = re.search(r'name = "([\w.]+)"', dump)
+    return head + (f" ({name.group(1)})" if name else "")
 
 
 def _first_lines(text: str, n: int = 3) -> str:
