@@ -1,4 +1,5 @@
-"""Runtime specs (``ort:cuda?use_tf32=0``, ``onnx-reference``, ``openvino``, ``py:module:factory``)
+"""Runtime specs (``ort:cuda?use_tf32=0``, ``onnx-reference``, ``openvino``, ``tinygrad``, ``tract``,
+``tvm``, ``iree``, ``py:module:factory``)
 and the adapters behind them. One file per runtime; adding one is one entry in ``_FACTORIES``.
 """
 
@@ -38,6 +39,36 @@ def _openvino(spec: str, arg: str, options: dict[str, str]) -> Adapter:
     return OpenVinoAdapter(spec, options)
 
 
+def _tinygrad(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.tinygrad import TinygradAdapter
+
+    if arg:
+        options = {"device": arg, **options}
+    return TinygradAdapter(spec, options)
+
+
+def _tract(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.tract import TractAdapter
+
+    return TractAdapter(spec, options)
+
+
+def _tvm(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.tvm import TvmAdapter
+
+    if arg:
+        options = {"target": arg, **options}
+    return TvmAdapter(spec, options)
+
+
+def _iree(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.iree import IreeAdapter
+
+    if arg:
+        options = {"device": arg, **options}
+    return IreeAdapter(spec, options)
+
+
 def _python(spec: str, arg: str, options: dict[str, str]) -> Adapter:
     module, _, factory = arg.partition(":")
     if not module or not factory:
@@ -52,6 +83,10 @@ _FACTORIES: dict[str, Callable[[str, str, dict[str, str]], Adapter]] = {
     "ort": _ort,
     "onnx-reference": _onnx_reference,
     "openvino": _openvino,
+    "tinygrad": _tinygrad,
+    "tract": _tract,
+    "tvm": _tvm,
+    "iree": _iree,
     "py": _python,
 }
 

@@ -4,11 +4,20 @@ For any provider but CPU the session lists only that provider and sets
 ``session.disable_cpu_ep_fallback = "1"``, so a node the provider will not take fails session
 creation (``fallback``) instead of silently running on CPU (spec notes section 4), and
 placement is read back from onnxruntime's own profile of the run.
+
+Plugin execution providers (onnxruntime >= 1.22, shipped as separate packages such as
+``onnxruntime-ep-openvino``) are named the same way, with where their library is:
+``ort:OpenVINOExecutionProvider?plugin=onnxruntime_ep_openvino`` (a module whose
+``get_library_path()`` gives it, the packages' convention) or ``?library=/path/to/lib.so``.
+The library is registered with ``register_execution_provider_library`` and the session gets the
+provider through ``add_provider_for_devices``; ``ep_device=CPU|GPU|NPU`` picks the provider's
+devices of that hardware type (default: all it offers). Other options are provider options.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import tempfile
@@ -50,6 +59,10 @@ class OrtAdapter:
         self.spec = spec
         self.provider = provider_name(provider)
         self.options = dict(options)
+        self.library = self.options.pop("library", "")
+        self.plugin = self.options.pop("plugin", "")
+        self.device_type = self.options.pop("ep_device", "").upper()
+        self._ep_devices = None  # plugin providers: the OrtEpDevice objects the session uses
         if self.provider == "CUDAExecutionProvider":
             self.options.setdefault("use_tf32", "0")  # fp32 must be fp32 unless asked otherwise
         self._ort = None
@@ -68,6 +81,8 @@ class OrtAdapter:
             "build_providers": available,
             "device": ort.get_device(),
         }
+        if self.library or self.plugin:
+            return self._probe_plugin(ort, details)
         if self.provider not in available:
             return RuntimeInfo(
                 self.spec,
@@ -93,6 +108,45 @@ class OrtAdapter:
                 )
         return RuntimeInfo(self.spec, "onnxruntime", ort.__version__, True, "", details)
 
+    def _probe_plugin(self, ort, details: dict) -> RuntimeInfo:
+        """Register the plugin provider's library and find its devices (onnxruntime >= 1.22)."""
+
+        def unavailable(why: str) -> RuntimeInfo:
+            return RuntimeInfo(self.spec, "onnxruntime", ort.__version__, False, why, details)
+
+        if not hasattr(ort, "register_execution_provider_library"):
+            return unavailable(f"onnxruntime {ort.__version__} cannot load plugin execution providers")
+        try:
+            path = self.library or importlib.import_module(self.plugin).get_library_path()
+        except Exception as exc:
+            return unavailable(f"cannot locate the library of plugin {self.plugin!r}: {exc}")
+        details["plugin_library"] = str(path)
+        if self.plugin:
+            details["plugin_version"] = _dist_version(self.plugin)
+        try:
+            ort.register_execution_provider_library(self.provider, str(path))
+        except Exception as exc:
+            return unavailable(f"register_execution_provider_library({path}) failed: {exc}")
+        offered = [(d.ep_name, d.device.type.name) for d in ort.get_ep_devices()]
+        self._ep_devices = [
+            d
+            for d in ort.get_ep_devices()
+            if d.ep_name == self.provider and (not self.device_type or d.device.type.name == self.device_type)
+        ]
+        details["ep_devices"] = [f"{name}/{kind}" for name, kind in offered]
+        if not self._ep_devices:
+            wanted = self.provider + (f" on a {self.device_type} device" if self.device_type else "")
+            return unavailable(
+                f"the library registered, but offers no device for {wanted}; offered: {offered}"
+            )
+        used, log = _probe_session(ort, self.provider, self.options, self._ep_devices)
+        if self.provider not in used:
+            why = log.strip().splitlines()[-3:] if log.strip() else ["no error was logged"]
+            return unavailable(
+                f"{self.provider} could not be created here (session got {used}): " + " | ".join(why)
+            )
+        return RuntimeInfo(self.spec, "onnxruntime", ort.__version__, True, "", details)
+
     def info(self) -> RuntimeInfo:
         return self._info
 
@@ -110,6 +164,8 @@ class OrtAdapter:
         if profile_dir:
             so.enable_profiling = True
             so.profile_file_prefix = os.path.join(profile_dir, "ort")
+        if self._ep_devices:
+            so.add_provider_for_devices(self._ep_devices, self.options)
         return so
 
     def run(self, model: bytes, inputs: dict[str, np.ndarray]) -> Outcome:
@@ -117,11 +173,11 @@ class OrtAdapter:
         is_cpu = self.provider == "CPUExecutionProvider"
         with tempfile.TemporaryDirectory(prefix="opref-ort-") as tmp:
             try:
-                sess = ort.InferenceSession(
-                    model,
-                    self._session_options(None if is_cpu else tmp),
-                    providers=[(self.provider, self.options)],
-                )
+                so = self._session_options(None if is_cpu else tmp)
+                if self._ep_devices:
+                    sess = ort.InferenceSession(model, so)
+                else:
+                    sess = ort.InferenceSession(model, so, providers=[(self.provider, self.options)])
             except Exception as exc:
                 return _classify(exc)
             # A session may still have been given another provider; trust only what it says.
@@ -140,8 +196,9 @@ class OrtAdapter:
         return Outcome(Status.OK, np.asarray(out), "", placement)
 
 
-def _probe_session(ort, provider: str, options: dict[str, str]) -> tuple[list[str], str]:
-    """Providers a one-node session really got, and what onnxruntime wrote to stderr meanwhile."""
+def _probe_session(ort, provider: str, options: dict[str, str], ep_devices=None) -> tuple[list[str], str]:
+    """Providers a one-node session really got, and what onnxruntime wrote to stderr meanwhile
+    (``ep_devices``: a plugin provider's devices, given to the session instead of a name)."""
     from opref.model import make_model
 
     model = make_model("probe", (1, 1, 3), (1, 1, 3), None, {}, "float32", 11).SerializeToString()
@@ -151,7 +208,11 @@ def _probe_session(ort, provider: str, options: dict[str, str]) -> tuple[list[st
         saved = os.dup(2)
         os.dup2(log.fileno(), 2)
         try:
-            used = ort.InferenceSession(model, so, providers=[(provider, options)]).get_providers()
+            if ep_devices:
+                so.add_provider_for_devices(ep_devices, options)
+                used = ort.InferenceSession(model, so).get_providers()
+            else:
+                used = ort.InferenceSession(model, so, providers=[(provider, options)]).get_providers()
         except Exception as exc:
             used = [f"error: {exc}"]
         finally:
@@ -159,6 +220,15 @@ def _probe_session(ort, provider: str, options: dict[str, str]) -> tuple[list[st
             os.close(saved)
         log.seek(0)
         return used, log.read().decode(errors="replace")
+
+
+def _dist_version(module: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(module.replace("_", "-"))
+    except PackageNotFoundError:
+        return ""
 
 
 def _profiled_placement(sess) -> str:
