@@ -173,10 +173,10 @@ _NUMBER_LIST = re.compile(r"[\[{(][#\s,x.\[\]]*[\]})]")
 
 def message_signature(message: str, case_name: str = "") -> str:
     """A judgement message with what varies between configurations taken out: the case name,
-    numbers, lists of numbers, numpy scalar wrappers. Two failures with the same verdict and
-    signature are taken for the same failure (until the diagnosis catalog, issue 15, can say
-    more). The first line only, at most 160 characters."""
-    text = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
+    numbers, lists of numbers (numpy prints a 2-D one over several lines), numpy scalar wrappers.
+    Two failures with the same verdict and signature are taken for the same failure (until the
+    diagnosis catalog, issue 15, can say more). At most 160 characters."""
+    text = " ".join((message or "").split())
     # The judge prefixes this on ambiguous cases; the failure itself is the same one.
     text = text.removeprefix(_NO_READING)
     if case_name:

@@ -141,6 +141,9 @@ def test_signatures_ignore_numbers_names_and_the_ambiguity_prefix():
     assert a == b == ("fail-values", "# elements out of tolerance; first at [...]: expected #, got #")
     named = fz.signature("error", "Node (fuzz_ort_cpu_001) failed: shape {1,2,3} vs (4,)", "fuzz_ort_cpu_001")
     assert named == ("error", "Node (<case>) failed: shape [...] vs [...]")
+    # numpy prints a 2-D list over lines; a rank-2 message must not lose what follows it.
+    two_lines = fz.signature("error", "pads=[[0 0]\n [0 1]], strides=[1, 1], expected size 3")
+    assert two_lines == ("error", "pads=[...], strides=[...], expected size #")
     assert fz.signature("pass", "") is None and fz.signature("divergence", "follows 'clamp'") is None
     assert fz.signature("unsupported", "NOT_IMPLEMENTED") is None
 
