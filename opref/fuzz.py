@@ -20,6 +20,7 @@ import dataclasses
 import json
 import re
 import shlex
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,16 @@ from opref.pool import DEFAULT_START_TIMEOUT, CaseRunner
 from opref.report import dumps
 from opref.runtimes import RuntimeInfo
 from opref.validate import Validation, request_for, validate
-from opref.vectors import CaseData, SuiteError, build_case, case_inputs, generate, parse_record, read_tensor
+from opref.vectors import (
+    CaseData,
+    SuiteError,
+    build_case,
+    case_inputs,
+    generate,
+    is_suite,
+    parse_record,
+    read_tensor,
+)
 from opref.verdicts import NORMATIVE_FAILURES, Verdict
 from opref.version import __version__
 
@@ -367,11 +377,11 @@ def runtime_label(spec: str) -> str:
     return label[:40] or "runtime"
 
 
-def _failure_case(found: Found, spec: str, index: int, options: FuzzSettings) -> Case:
+def _failure_case(found: Found, spec: str, label: str, index: int, options: FuzzSettings) -> Case:
     description = f"found by opref fuzz --seed {options.seed} on {spec}: {found.verdict}: {found.signature}"
     return dataclasses.replace(
         found.case,
-        name=f"fuzz_{runtime_label(spec)}_{index:03d}",
+        name=f"fuzz_{label}_{index:03d}",
         family="fuzz",
         features=("fuzz", found.verdict),
         description=description,
@@ -546,11 +556,15 @@ def fuzz(
     t0 = time.perf_counter()
     out = Path(out)
     run = FuzzRun(options, [], baseline=None if baseline is None else baseline_signatures(baseline))
-    for spec in runtimes:
+    labels: set[str] = set()
+    for k, spec in enumerate(runtimes):
         result = fuzz_runtime(spec, options, progress)
         run.runtimes.append(result)
+        label = runtime_label(spec)
+        label = label if label not in labels else f"{label}_{k}"  # two specs alike to 40 characters
+        labels.add(label)
         for i, found in enumerate(result.found):
-            case = _failure_case(found, spec, i, options)
+            case = _failure_case(found, spec, label, i, options)
             run.cases[case.name] = (spec, dataclasses.replace(found, case=case))
     out.mkdir(parents=True, exist_ok=True)
     if run.cases:
@@ -560,8 +574,10 @@ def fuzz(
         specs = [r.spec for r in run.runtimes if r.info.available]
         run.replay = validate(suite, specs, timeout=options.timeout, start_timeout=options.start_timeout)
         run.replay.write(out)
-    else:
-        (out / "results.json").unlink(missing_ok=True)  # an earlier run's replay is not this run's
+    else:  # an earlier run's cases and replay are not this run's
+        (out / "results.json").unlink(missing_ok=True)
+        if is_suite(out / "vectors"):
+            shutil.rmtree(out / "vectors")
     run.seconds = time.perf_counter() - t0
     data = run.to_dict(str(out))
     (out / "fuzz.json").write_text(dumps(data))
