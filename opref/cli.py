@@ -280,6 +280,48 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if problems or checked.suite_problems else 0
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from opref.fuzz import DTYPE_ORDER, OPSET_ORDER, FuzzSettings, fuzz
+    from opref.runtimes import RuntimeSpecError, check
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"opref: error: --out {out}: exists and is not a directory", file=sys.stderr)
+        return 2
+    try:
+        for spec in args.runtime:
+            check(spec)
+        baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    except (OSError, ValueError, RuntimeSpecError) as exc:
+        print(f"opref: error: {exc}", file=sys.stderr)
+        return 2
+    options = FuzzSettings(
+        examples=args.examples,
+        seed=args.seed,
+        time_budget=args.time_budget,
+        dtypes=tuple(args.dtype or DTYPE_ORDER),
+        opsets=tuple(args.opset or OPSET_ORDER),
+        variants=tuple(args.variants or ["inputs"]),
+        max_elements=args.max_elements,
+        timeout=args.timeout,
+    )
+
+    def show(r) -> None:
+        if sys.stderr.isatty() and r.runtime_calls % 25 == 0:
+            sys.stderr.write(f"\r{r.spec}: {r.runtime_calls} examples, {dict(sorted(r.verdicts.items()))}")
+            sys.stderr.flush()
+
+    run = fuzz(args.runtime, out, options, baseline=baseline, progress=show)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    print((out / "summary.md").read_text(), end="")
+    print(f"fuzz results: {out / 'fuzz.json'}")
+    return run.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="opref", description="ONNX ConvTranspose reference, vectors and validator"
@@ -365,6 +407,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--strict-expected", action="store_true", help="stale known-failures lines fail too")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("fuzz", help="search a runtime for failures on drawn configurations; shrink each")
+    p.add_argument("--runtime", action="append", required=True, metavar="SPEC", help="as for validate")
+    p.add_argument("--examples", type=_count(1), default=200, metavar="N", help="examples per runtime")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="the same seed draws the same examples")
+    p.add_argument("--out", required=True, help="directory for vectors/, results.json, fuzz.json, summary.md")
+    p.add_argument(
+        "--time-budget", type=_positive_seconds, metavar="SECONDS", help="stop each runtime after this long"
+    )
+    p.add_argument("--dtype", action="append", choices=["float32", "float16", "float64", "bfloat16"])
+    p.add_argument("--opset", type=int, action="append", choices=[11, 22])
+    p.add_argument(
+        "--variants", action="append", choices=["inputs"], help="model variants (only 'inputs' exists yet)"
+    )
+    p.add_argument("--max-elements", type=_count(1), default=4096, metavar="E", help="per tensor")
+    p.add_argument("--timeout", type=_positive_seconds, default=20.0, help="seconds per case")
+    p.add_argument("--baseline", metavar="RESULTS", help="a results.json: mark failures it already shows")
+    p.set_defaults(func=cmd_fuzz)
     return parser
 
 
