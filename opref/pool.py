@@ -160,6 +160,9 @@ class Worker:
                 str(exc) if isinstance(exc, ProtocolError) else exit_reason(process.returncode)
             )
             return None, RuntimeInfo(spec, spec, "", False, why + stderr_excerpt(log))
+        except BaseException:  # Ctrl-C during the handshake: the worker must not outlive us
+            worker.stop(graceful=False)
+            raise
         reason = strip_ansi(hello.reason)
         info = RuntimeInfo(spec, hello.name, hello.version, hello.available, reason, hello.details)
         if not hello.available:
