@@ -480,6 +480,22 @@ REJECTS: tuple[tuple, ...] = (
     ("output-padding-negative", (1, 1, 3), (1, 1, 3), None, {"output_padding": [-1]}, {}),
     ("output-shape-full-rank", (1, 1, 3, 3), (1, 2, 3, 3), None, {"output_shape": [1, 2, 5, 5]}, {}),
     (
+        "output-shape-full-rank-1d",
+        (2, 3, 4),
+        (3, 2, 3),
+        (2,),
+        {"output_shape": [2, 2, 6]},
+        {},
+    ),
+    (
+        "output-shape-full-rank-group2",
+        (1, 4, 3, 3),
+        (4, 1, 2, 2),
+        None,
+        {"group": 2, "strides": [2, 2], "output_shape": [1, 2, 6, 6]},
+        {},
+    ),
+    (
         "output-shape-full-rank-mismatch",
         (1, 1, 3, 3),
         (1, 2, 3, 3),
