@@ -18,7 +18,7 @@ from __future__ import annotations
 import fnmatch
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -28,6 +28,7 @@ from opref.errors import SpecError
 from opref.geometry import geometry
 
 DATA_KINDS = ("exact", "random", "given")
+VARIANT_SEPARATOR = "__"
 SUITES = ("default", "full")
 OPSETS = (1, 11, 22)
 
@@ -65,6 +66,13 @@ class Case:
     b_shape_override: tuple[int, ...] | None = None
     w_dtype: str | None = None
     inputs: tuple[np.ndarray, ...] | None = field(default=None, compare=False, repr=False)
+    variant: str = "inputs"
+
+    @property
+    def base_case(self) -> str:
+        """The case this one is a model variant of (its own name for the ``inputs`` form)."""
+        suffix = VARIANT_SEPARATOR + self.variant
+        return self.name.removesuffix(suffix) if self.variant != "inputs" else self.name
 
     @property
     def attributes(self) -> dict[str, object]:
@@ -471,6 +479,30 @@ REJECTS: tuple[tuple, ...] = (
     ),
     ("output-padding-negative", (1, 1, 3), (1, 1, 3), None, {"output_padding": [-1]}, {}),
     ("output-shape-full-rank", (1, 1, 3, 3), (1, 2, 3, 3), None, {"output_shape": [1, 2, 5, 5]}, {}),
+    (
+        "output-shape-full-rank-1d",
+        (2, 3, 4),
+        (3, 2, 3),
+        (2,),
+        {"output_shape": [2, 2, 6]},
+        {},
+    ),
+    (
+        "output-shape-full-rank-group2",
+        (1, 4, 3, 3),
+        (4, 1, 2, 2),
+        None,
+        {"group": 2, "strides": [2, 2], "output_shape": [1, 2, 6, 6]},
+        {},
+    ),
+    (
+        "output-shape-full-rank-mismatch",
+        (1, 1, 3, 3),
+        (1, 2, 3, 3),
+        None,
+        {"output_shape": [1, 3, 5, 5]},
+        {},
+    ),
     ("output-shape-length", (1, 1, 3, 3), (1, 1, 3, 3), None, {"output_shape": [5]}, {}),
     ("output-shape-zero", (1, 1, 3), (1, 1, 3), None, {"output_shape": [0]}, {}),
     ("computed-output-zero", (1, 1, 3), (1, 1, 3), None, {"pads": [3, 2]}, {}),
@@ -558,7 +590,7 @@ def onnx_cases() -> list[Case]:
     return out
 
 
-def _variant(cfg: Config, family: str, dtype: str, data: str, opset: int | None = None) -> Case:
+def _instance(cfg: Config, family: str, dtype: str, data: str, opset: int | None = None) -> Case:
     opset = opset or cfg.opset
     suffix = f"{dtype}_{data}" + ("" if opset == 22 else f"_opset{opset}")
     feats = set(cfg.features)
@@ -601,6 +633,231 @@ def _reject_cases() -> list[Case]:
     return out
 
 
+# --- real layers: the ConvTranspose layers of well-known networks ---------------------------
+@dataclass(frozen=True)
+class Layer:
+    """A ConvTranspose layer of a published network, at its real channel counts and sizes.
+
+    ``x`` is the real input shape (``--suite full``); ``small`` the one the committed default
+    suite uses (same channels, kernel and attributes; a smaller spatial extent or batch unless
+    it equals ``x``), or None where the weights alone are too large to commit (the layer is
+    then in the full suite only).
+    """
+
+    name: str
+    x: tuple[int, ...]
+    w: tuple[int, ...]
+    attrs: Mapping[str, object]
+    bias: bool
+    citation: str
+    small: tuple[int, ...] | None = None
+
+
+def L(name, x, w, citation, small=None, bias=False, **attrs) -> Layer:
+    return Layer(name, tuple(x), tuple(w), MappingProxyType(attrs), bias, citation, small and tuple(small))
+
+
+_FCN = "FCN (Long, Shelhamer, Darrell, CVPR 2015), voc-fcn{} on a 500x500 image, 21 classes, no bias"
+_UNET = "U-Net (Ronneberger, Fischer, Brox, MICCAI 2015), Fig. 1, 2x2 up-convolution halving the channels"
+_DCGAN = "DCGAN generator (Radford, Metz, Chintala, ICLR 2016), 1024-512-256-128 channels, k4 export"
+_HIFI = "HiFi-GAN V1 generator (Kong, Kim, Bae, NeurIPS 2020), 1 s of 22.05 kHz audio (86 mel frames)"
+LAYERS: tuple[Layer, ...] = (
+    L("fcn8s_upscore2", (1, 21, 16, 16), (21, 21, 4, 4), _FCN.format("8s"), (1, 21, 16, 16), strides=[2, 2]),
+    L("fcn8s_upscore_pool4", (1, 21, 34, 34), (21, 21, 4, 4), _FCN.format("8s"), strides=[2, 2]),
+    L("fcn8s_upscore8", (1, 21, 70, 70), (21, 21, 16, 16), _FCN.format("8s"), strides=[8, 8]),
+    L(
+        "fcn8s_upscore8_depthwise",
+        (1, 21, 70, 70),
+        (21, 1, 16, 16),
+        _FCN.format("8s") + "; its bilinear filler as a per-class (group 21) filter",
+        (1, 21, 2, 2),
+        strides=[8, 8],
+        group=21,
+    ),
+    L("fcn16s_upscore16", (1, 21, 34, 34), (21, 21, 32, 32), _FCN.format("16s"), strides=[16, 16]),
+    L("fcn32s_upscore", (1, 21, 16, 16), (21, 21, 64, 64), _FCN.format("32s"), strides=[32, 32]),
+    L(
+        "fcn32s_upscore_depthwise",
+        (1, 21, 16, 16),
+        (21, 1, 64, 64),
+        _FCN.format("32s") + "; its bilinear filler as a per-class (group 21) filter",
+        strides=[32, 32],
+        group=21,
+    ),
+    L("unet_upconv1", (1, 1024, 28, 28), (1024, 512, 2, 2), _UNET, bias=True, strides=[2, 2]),
+    L("unet_upconv2", (1, 512, 52, 52), (512, 256, 2, 2), _UNET, bias=True, strides=[2, 2]),
+    L("unet_upconv3", (1, 256, 100, 100), (256, 128, 2, 2), _UNET, bias=True, strides=[2, 2]),
+    L("unet_upconv4", (1, 128, 196, 196), (128, 64, 2, 2), _UNET, (1, 128, 4, 4), bias=True, strides=[2, 2]),
+    L("dcgan_g1_project", (64, 100, 1, 1), (100, 1024, 4, 4), _DCGAN + ", mini-batch 64"),
+    L(
+        "dcgan_g2",
+        (64, 1024, 4, 4),
+        (1024, 512, 4, 4),
+        _DCGAN + ", mini-batch 64",
+        strides=[2, 2],
+        pads=[1] * 4,
+    ),
+    L(
+        "dcgan_g5_to_rgb",
+        (64, 128, 32, 32),
+        (128, 3, 4, 4),
+        _DCGAN + ", mini-batch 64",
+        (2, 128, 8, 8),
+        strides=[2, 2],
+        pads=[1] * 4,
+    ),
+    L(
+        "maskrcnn_mask_head",
+        (100, 256, 14, 14),
+        (256, 256, 2, 2),
+        "Mask R-CNN mask head (He, Gkioxari, Dollar, Girshick, ICCV 2017), 100 RoIs of 14x14",
+        bias=True,
+        strides=[2, 2],
+    ),
+    L(
+        "cyclegan_up1",
+        (1, 256, 64, 64),
+        (256, 128, 3, 3),
+        "CycleGAN/pix2pix ResNet generator (Zhu, Park, Isola, Efros, ICCV 2017), 256x256 image",
+        bias=True,
+        strides=[2, 2],
+        pads=[1] * 4,
+        output_padding=[1, 1],
+    ),
+    L(
+        "cyclegan_up2",
+        (1, 128, 128, 128),
+        (128, 64, 3, 3),
+        "CycleGAN/pix2pix ResNet generator (Zhu, Park, Isola, Efros, ICCV 2017), 256x256 image",
+        (1, 128, 4, 4),
+        bias=True,
+        strides=[2, 2],
+        pads=[1] * 4,
+        output_padding=[1, 1],
+    ),
+    L(
+        "nnunet3d_upconv",
+        (1, 128, 32, 32, 32),
+        (128, 64, 2, 2, 2),
+        "3-D U-Net decoder (nnU-Net 3d_fullres, Isensee et al., Nature Methods 2021), 128^3 patch",
+        (1, 128, 2, 2, 2),
+        bias=True,
+        strides=[2, 2, 2],
+    ),
+    L("hifigan_up1", (1, 512, 86), (512, 256, 16), _HIFI, bias=True, strides=[8], pads=[4, 4]),
+    L(
+        "hifigan_up3",
+        (1, 128, 5504),
+        (128, 64, 4),
+        _HIFI + "; MelGAN's upsamplers have the same sizes",
+        (1, 128, 64),
+        bias=True,
+        strides=[2],
+        pads=[1, 1],
+    ),
+    L(
+        "bilinear_x2_depthwise",
+        (1, 256, 64, 64),
+        (256, 1, 4, 4),
+        "Caffe's BilinearFiller upsampling layer (factor 2: k4 s2 p1, group = C), 256 channels",
+        (1, 256, 4, 4),
+        strides=[2, 2],
+        pads=[1] * 4,
+        group=256,
+    ),
+)
+
+
+def _layer_case(layer: Layer, x: tuple[int, ...], dtype: str, data: str) -> Case:
+    small = x != layer.x
+    scale = f"; reduced from X {list(layer.x)} (the real size is in --suite full)" if small else ""
+    return Case(
+        f"layer_{layer.name}{'_small' if small else ''}_{dtype}_{data}",
+        "layer",
+        x,
+        layer.w,
+        layer.bias,
+        _freeze(layer.attrs),
+        dtype,
+        22,
+        data,
+        tuple(sorted({"real_layer", *layer.attrs, *(("bias",) if layer.bias else ())})),
+        description=layer.citation + scale,
+    )
+
+
+def layer_cases(suite: str) -> list[Case]:
+    """The real layers: committed suite, float32 exact data at the small sizes; full suite, every
+    layer at its real size, float32 exact and random data."""
+    if suite == "full":
+        return [_layer_case(la, la.x, "float32", kind) for la in LAYERS for kind in ("exact", "random")]
+    return [_layer_case(la, la.small, "float32", "exact") for la in LAYERS if la.small is not None]
+
+
+# --- model variants: the same case as real models ship it ------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    """One form of a case's model; the vectors and the expected output stay the case's own.
+
+    ``constant_weights``: W and B are initializers (real models' form: runtimes prepack them,
+    fold the bias, change their layout). ``symbolic_batch`` / ``symbolic_spatial``: X's (and
+    Y's) batch / spatial dimensions are declared with a dim_param instead of a size.
+    """
+
+    name: str
+    constant_weights: bool
+    symbolic_batch: bool
+    symbolic_spatial: bool
+    summary: str
+
+
+VARIANTS: Mapping[str, Variant] = MappingProxyType(
+    {
+        v.name: v
+        for v in (
+            Variant("inputs", False, False, False, "X, W, B graph inputs, static shapes"),
+            Variant("constant-weights", True, False, False, "W, B initializers, static shapes"),
+            Variant("dynamic-batch", True, True, False, "W, B initializers, X and Y with a symbolic batch"),
+            Variant(
+                "dynamic-spatial",
+                True,
+                True,
+                True,
+                "W, B initializers, batch and spatial dimensions symbolic",
+            ),
+        )
+    }
+)
+
+
+def variant_skipped(case: Case, variant: str) -> str | None:
+    """Why ``variant`` of ``case`` is not generated (None: it is)."""
+    if variant == "inputs":
+        return None
+    if case.reject:
+        return "must-reject cases test the attributes; they keep the inputs form"
+    if case.opset < 11:
+        # IR 3 (opset 1) requires every initializer to be a graph input too: no constant form.
+        return "an opset-1 model (IR 3) cannot hold W and B as constants"
+    return None
+
+
+def with_variants(cases: Iterable[Case], variants: Sequence[str]) -> list[Case]:
+    """Each case followed by its model variants (``<case>__<variant>``), where they apply."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SpecError("variants", unknown[0], f"must be one of {list(VARIANTS)}")
+    out = []
+    for case in cases:
+        for v in VARIANTS:
+            if v not in variants or variant_skipped(case, v):
+                continue
+            out.append(
+                case if v == "inputs" else replace(case, name=case.name + VARIANT_SEPARATOR + v, variant=v)
+            )
+    return out
+
+
 def _expand(suite: str) -> list[Case]:
     cases: list[Case] = []
     full = suite == "full"
@@ -611,22 +868,22 @@ def _expand(suite: str) -> list[Case]:
     ):
         for cfg in configs:
             if cfg.opset < 11:
-                cases += [_variant(cfg, family, "float32", kind) for kind in ("exact", "random")]
+                cases += [_instance(cfg, family, "float32", kind) for kind in ("exact", "random")]
                 continue
             dtypes = ("float32", "float16", "bfloat16", "float64")
             for dtype in dtypes:
                 kinds = (
                     ("exact", "random") if full or dtype == "float32" or family == "ambiguity" else ("exact",)
                 )
-                cases += [_variant(cfg, family, dtype, kind) for kind in kinds]
+                cases += [_instance(cfg, family, dtype, kind) for kind in kinds]
             for dtype in ("float32", "float16", "float64") if full else ("float32",):
-                cases.append(_variant(cfg, family, dtype, "exact", opset=11))
+                cases.append(_instance(cfg, family, dtype, "exact", opset=11))
     # The default suite adds random data in the narrow types where rounding shows most.
     if not full:
         for cfg in SYSTEMATIC:
             if "group" in cfg.features or "strides" in cfg.features:
                 cases += [
-                    _variant(cfg, "systematic", dt, "random") for dt in ("float16", "bfloat16", "float64")
+                    _instance(cfg, "systematic", dt, "random") for dt in ("float16", "bfloat16", "float64")
                 ]
     return cases
 
@@ -683,13 +940,17 @@ def catalog(
     only: Sequence[str] | None = None,
     random: int = 0,
     seed: int = 0,
+    variants: Sequence[str] = ("inputs",),
 ) -> list[Case]:
-    """The cases of ``suite``, filtered by opset, dtype and name globs, plus ``random`` drawn ones."""
+    """The cases of ``suite``, filtered by opset, dtype and name globs, plus ``random`` drawn ones,
+    each in the model ``variants`` that apply to it (the committed suite has all of
+    :data:`VARIANTS`; name globs match variant names, ``<case>__<variant>``, too)."""
     if suite not in SUITES:
         raise SpecError("suite", suite, f"must be one of {list(SUITES)}")
-    cases = seed_cases() + onnx_cases() + _expand(suite) + _reject_cases()
+    cases = seed_cases() + onnx_cases() + _expand(suite) + _reject_cases() + layer_cases(suite)
     if random:
         cases += random_cases(random, seed)
+    cases = with_variants(cases, list(variants))
     if opsets is not None:
         wanted = set(opsets)
         cases = [c for c in cases if c.opset in wanted]

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from opref import readings as rd
-from opref.cases import OPSETS
+from opref.cases import OPSETS, VARIANTS
 from opref.errors import SpecError
 from opref.geometry import formula_lines, geometry, to_dict
 from opref.version import __version__
@@ -136,9 +136,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from opref.cases import catalog
     from opref.vectors import generate, progress_bar
 
-    cases = catalog(
-        args.suite, opsets=args.opset, dtypes=args.dtype, only=args.only, random=args.random, seed=args.seed
-    )
+    try:
+        cases = catalog(
+            args.suite,
+            opsets=args.opset,
+            dtypes=args.dtype,
+            only=args.only,
+            random=args.random,
+            seed=args.seed,
+            variants=args.variants,
+        )
+    except SpecError as exc:
+        print(f"opref: error: {exc}", file=sys.stderr)
+        return 2
     if not cases:
         print("opref: error: no case matches the filters", file=sys.stderr)
         return 2
@@ -149,6 +159,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "only": args.only,
         "random": args.random,
         "seed": args.seed,
+        "variants": args.variants,
     }
     show = progress_bar if sys.stderr.isatty() and not args.quiet else None
     try:
@@ -343,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--random", type=_count(0), default=0, metavar="N", help="add N seeded random configurations"
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the seed of --random")
+    p.add_argument(
+        "--variants",
+        type=lambda t: [v for v in t.split(",") if v],
+        default=list(VARIANTS),
+        metavar="V,V,...",
+        help=f"model variants of each case (default all: {','.join(VARIANTS)})",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 

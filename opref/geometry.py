@@ -145,6 +145,7 @@ class _Attributes:
     output_shape: tuple[int, ...] | None  # O*, spatial (None: absent)
     opset: int
     readings: Mapping[str, str]
+    full_rank_output_shape: bool = False  # output_shape listed N and C too (output-shape-rank)
 
 
 def _check_attributes(
@@ -216,17 +217,39 @@ def _check_attributes(
             )
         p = _int_tuple("pads", pads, 2 * r, f"a begin and an end for each of {r} spatial axes")
         _at_least("pads", p, 0)
-    o_star = None
+    o_star, full_rank = None, False
     if output_shape is not None:
         o_star = _int_tuple("output_shape", output_shape, None, "")
-        if len(o_star) == r + 2 and r > 0:
-            raise SpecError(
-                "output_shape", list(o_star), f"must list the {r} spatial sizes only, not N and C"
+        if len(o_star) == r + 2:
+            o_star, full_rank = (
+                _full_rank_tail(o_star, x[0], w[1] * group, chosen[rd.OUTPUT_SHAPE_RANK]),
+                True,
             )
         if len(o_star) != r:
             raise SpecError("output_shape", list(o_star), f"must have {r} entries ({spatial})")
         _at_least("output_shape", o_star, 1)
-    return _Attributes(x, w, group, auto_pad, kernel, s, d, a, p, o_star, opset, chosen)
+    return _Attributes(x, w, group, auto_pad, kernel, s, d, a, p, o_star, opset, chosen, full_rank)
+
+
+def _full_rank_tail(o_star: tuple[int, ...], n: int, m: int, reading: str) -> tuple[int, ...]:
+    """The spatial tail of an output_shape that also lists N and C (output-shape-rank).
+
+    The text says output_shape "should not include" them: under ``spatial-only`` (the default)
+    such an output_shape is refused; under ``full-rank`` one whose N and C entries are X's N
+    and the output channels M is read as its spatial tail. Entries that contradict N or M are
+    refused under either reading.
+    """
+    r = len(o_star) - 2
+    if o_star[:2] != (n, m):
+        raise SpecError(
+            "output_shape",
+            list(o_star),
+            f"must list the {r} spatial sizes only; its N, C entries {list(o_star[:2])} "
+            f"are not [N, M] = {[n, m]}",
+        )
+    if reading != "full-rank":
+        raise SpecError("output_shape", list(o_star), f"must list the {r} spatial sizes only, not N and C")
+    return o_star[2:]
 
 
 def _rule(att: _Attributes) -> Rule:
@@ -416,6 +439,8 @@ def geometry(
         ax, found = _resolve_axis(att, rule, i)
         axes.append(ax)
         tags |= found
+    if att.full_rank_output_shape:
+        tags.add(rd.OUTPUT_SHAPE_RANK)
     full_out = _guard_size(att, axes)
     return Geometry(
         x_shape=att.x,

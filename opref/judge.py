@@ -22,7 +22,7 @@ from opref.geometry import geometry
 from opref.pool import Answer
 from opref.reference import conv_transpose
 from opref.runtimes import Status
-from opref.tolerance import Comparison, compare, magnitude_sum
+from opref.tolerance import Comparison, compare, magnitude_sum, max_terms
 from opref.vectors import CaseData
 from opref.verdicts import Verdict
 
@@ -180,6 +180,35 @@ def _max_relative(got: np.ndarray, want: np.ndarray) -> float | None:
     return float(rel.max()) if rel.size else None
 
 
+def _valid_reading(case: CaseData, out: np.ndarray, u: float | None) -> dict[str, str] | None:
+    """The reading combination under which a must-reject node is valid and gives ``out`` (within
+    the gamma_n bound), if any: the case's ambiguities are those that can make it valid
+    (output-shape-rank)."""
+    rec = case.record
+    X, W, *rest = case.operands
+    B = rest[0] if rest else None
+    for combo in _reading_combinations(rec.ambiguities):
+        try:
+            want = _reference(case, combo)
+            geo = geometry(X.shape, W.shape, **rec.attributes, opset=rec.opset, readings=combo)
+        except SpecError:
+            continue
+        if out.shape != want.shape or out.dtype != want.dtype:
+            continue
+        cmp = compare(
+            out,
+            want,
+            DTYPES[rec.dtype],
+            bitexact=False,
+            magnitude=magnitude_sum(X, W, B, geo),
+            terms=max_terms(geo, B is not None),
+            unit_roundoff=u,
+        )
+        if cmp.ok:
+            return combo
+    return None
+
+
 def _describe(combo: Mapping[str, str]) -> str:
     return ", ".join(f"'{r}' for {a}" for a, r in combo.items())
 
@@ -221,9 +250,14 @@ def judge(case: CaseData, answer: Answer) -> Judgement:
             status, Verdict.REJECTED
         )
         message = head.message
+        reading = None
         if verdict is Verdict.ACCEPTED_INVALID:
             message = f"produced an output of shape {list(out.shape)}; must refuse: {rec.reject_message}"
-        return Judgement(verdict, message, **common)
+            reading = _valid_reading(case, out, head.unit_roundoff)
+            if reading is not None:
+                verdict = Verdict.DIVERGENCE
+                message = f"follows {_describe(reading)}: ran a node opref's default reading refuses"
+        return Judgement(verdict, message, reading=reading, **common)
     want = case.expected
     cmp = None
     message = head.message

@@ -97,26 +97,43 @@ def make_model(
     opset: int,
     y_shape: Sequence[int | None] | None = None,
     w_dtype: str | None = None,
+    *,
+    initializers: Sequence[onnx.TensorProto] = (),
+    symbolic_batch: bool = False,
+    symbolic_spatial: bool = False,
 ) -> onnx.ModelProto:
-    """A one-node model with concrete input shapes.
+    """A one-node model, by default with concrete input shapes (the ``inputs`` variant).
 
     ``y_shape`` is the output's declared shape; omitted, it is computed by opref's geometry
     (so an invalid configuration must pass it, with None for unknown dimensions).
     ``w_dtype`` gives W (and B) another type than X: only for must-reject cases.
+    The other model variants (``opref.cases.VARIANTS``): ``initializers`` holds W (and B) as
+    constants, which are then no graph inputs; ``symbolic_batch`` declares X's and Y's batch
+    as the dim_param ``N``, ``symbolic_spatial`` their spatial sizes as ``D1``... (X) and
+    ``O1``... (Y).
     """
     elem = dtype_of(dtype).onnx_type
     if y_shape is None:
         present = {k: v for k, v in attrs.items() if v is not None}
         y_shape = geometry(x_shape, w_shape, opset=opset, **present).output_shape
     w_elem = dtype_of(w_dtype).onnx_type if w_dtype else elem
+    x_dims, y_dims = _declared(x_shape, "D", symbolic_batch, symbolic_spatial), list(y_shape)
+    if symbolic_batch or symbolic_spatial:
+        y_dims = _declared(y_shape, "O", symbolic_batch, symbolic_spatial)
     inputs = [
-        helper.make_tensor_value_info("X", elem, list(x_shape)),
+        helper.make_tensor_value_info("X", elem, x_dims),
         helper.make_tensor_value_info("W", w_elem, list(w_shape)),
     ]
     if b_shape is not None:
         inputs.append(helper.make_tensor_value_info("B", w_elem, list(b_shape)))
-    output = helper.make_tensor_value_info("Y", elem, list(y_shape))
-    graph = helper.make_graph([make_node(name, b_shape is not None, attrs)], name, inputs, [output])
+    constant = {t.name for t in initializers}
+    if not constant <= {"W", "B"}:
+        raise ValueError(f"initializers {sorted(constant)}: only W and B can be constants")
+    inputs = [i for i in inputs if i.name not in constant]
+    output = helper.make_tensor_value_info("Y", elem, y_dims)
+    graph = helper.make_graph(
+        [make_node(name, b_shape is not None, attrs)], name, inputs, [output], initializer=list(initializers)
+    )
     model = onnx.ModelProto()
     model.ir_version = ir_version_for(opset)
     model.producer_name = PRODUCER
@@ -126,6 +143,16 @@ def make_model(
     op.domain = ""
     op.version = opset
     return model
+
+
+def _declared(shape: Sequence[int | None], prefix: str, batch: bool, spatial: bool) -> list:
+    """A shape as declared in the model: sizes, or dim_param names where symbolic."""
+    dims: list = list(shape)
+    if batch:
+        dims[0] = "N"
+    if spatial:
+        dims[2:] = [f"{prefix}{i}" for i in range(1, len(dims) - 1)]
+    return dims
 
 
 _PLAIN_ATTRIBUTE_TYPES = (onnx.AttributeProto.INT, onnx.AttributeProto.INTS, onnx.AttributeProto.STRING)

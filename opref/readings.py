@@ -32,6 +32,7 @@ class Ambiguity:
 NEGATIVE_TOTAL_PADDING = "negative-total-padding"
 OUTPUT_PADDING_BOUND = "output-padding-bound"
 SAME_WITH_OUTPUT_PADDING = "same-with-output-padding"
+OUTPUT_SHAPE_RANK = "output-shape-rank"
 OPSET1_SPLIT = "opset1-split"
 
 AMBIGUITIES: Mapping[str, Ambiguity] = MappingProxyType(
@@ -77,6 +78,20 @@ AMBIGUITIES: Mapping[str, Ambiguity] = MappingProxyType(
                         "absorbed by T (the formula)",
                         "added": "no: T is computed without it and the output is "
                         "input * stride + output_padding (ONNX shape inference)",
+                    }
+                ),
+            ),
+            Ambiguity(
+                id=OUTPUT_SHAPE_RANK,
+                summary="output_shape that also lists N and C (length = rank of X): the text "
+                "says it 'should not include' them; refused, or read as its spatial tail?",
+                default="spatial-only",
+                readings=MappingProxyType(
+                    {
+                        "spatial-only": "refuse it: output_shape lists the spatial sizes only "
+                        "(ONNX shape inference, onnxruntime at session creation)",
+                        "full-rank": "accept it when its N and C entries are X's N and M, and use "
+                        "its spatial tail (onnxruntime's kernel tests, DirectML)",
                     }
                 ),
             ),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from opref.cases import VARIANT_SEPARATOR, VARIANTS
 from opref.readings import AMBIGUITIES
 from opref.verdicts import GROUP, NORMATIVE_FAILURES, ORDER, SKIP_REASONS, Group, Verdict
 from opref.version import __version__
@@ -196,9 +197,127 @@ def aggregate(results: Sequence[dict], out: str | os.PathLike | None = None) -> 
         "case_problems": {k: v for r in results for k, v in r.get("case_problems", {}).items()},
         "records": records,
     }
+    data.update(variant_views(records))
     data["exit_code"] = exit_code(data)
     _add_diagnosis(data)
     return Report(data)
+
+
+# --- model variants (issue 14) ------------------------------------------------------------
+
+
+def variant_of(case: str) -> tuple[str, str]:
+    """(base case, variant) of a case name: ``<case>__<variant>``, or the case itself in the
+    ``inputs`` form."""
+    base, sep, variant = case.rpartition(VARIANT_SEPARATOR)
+    if sep and variant in VARIANTS:
+        return base, variant
+    return case, "inputs"
+
+
+def variant_views(records: Sequence[dict]) -> dict:
+    """What the report says per model variant:
+
+    - ``variant_matrix`` {runtime: {variant: {verdict: count}}};
+    - ``variant_changes`` {runtime: {base case: {variant: cell}}}: the cases whose verdict (or
+      reading followed) differs between variants of the same case on one runtime;
+    - ``variant_ambiguities`` {ambiguity: {runtime: {variant: {reading: count}}}}, only where a
+      runtime's readings differ between variants.
+    """
+    matrix: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    cells: dict[str, dict[str, dict[str, str]]] = defaultdict(lambda: defaultdict(dict))
+    readings: dict[str, dict[str, dict[str, Counter]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(Counter))
+    )
+    for rec in records:
+        base, variant = variant_of(rec["case"])
+        matrix[rec["runtime"]][variant][rec["verdict"]] += 1
+        cells[rec["runtime"]][base][variant] = _cell_of(rec)
+        if rec["verdict"] in ("pass", "divergence", "fail-shape", "fail-values", "error"):
+            for aid in rec.get("ambiguities", []):
+                reading = (rec.get("reading") or {}).get(aid, "no documented reading")
+                readings[aid][rec["runtime"]][variant][reading] += 1
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    changes = {
+        rt: {
+            base: dict(sorted(by_variant.items(), key=lambda kv: order[kv[0]]))
+            for base, by_variant in sorted(per_case.items())
+            if len(by_variant) > 1 and len(set(by_variant.values())) > 1
+        }
+        for rt, per_case in sorted(cells.items())
+    }
+    ambiguities = {}
+    for aid, per_rt in readings.items():
+        differing = {
+            rt: {v: dict(sorted(c.items())) for v, c in sorted(per_v.items(), key=lambda kv: order[kv[0]])}
+            for rt, per_v in sorted(per_rt.items())
+            if len({tuple(sorted(c)) for c in per_v.values()}) > 1
+        }
+        if differing:
+            ambiguities[aid] = differing
+    return {
+        "variant_matrix": {
+            rt: {
+                v: {verdict: n for verdict, n in sorted(c.items())}
+                for v, c in sorted(per_v.items(), key=lambda kv: order[kv[0]])
+            }
+            for rt, per_v in sorted(matrix.items())
+        },
+        "variant_changes": changes,
+        "variant_ambiguities": ambiguities,
+    }
+
+
+def variant_markdown(d: dict) -> list[str]:
+    """ "Where the form of the model changes the answer": per runtime, the cases whose verdict
+    differs between model variants, then the verdicts per variant and the readings per variant
+    where they differ."""
+    if not any(len(per_v) > 1 for per_v in d.get("variant_matrix", {}).values()):
+        return []
+    lines = ["## Where the form of the model changes the answer", ""]
+    lines += [
+        "The same case as different model forms (`" + "`, `".join(VARIANTS) + "`; README, "
+        '"Model variants"): same inputs, same expected output.',
+        "",
+    ]
+    rows = []
+    for rt, changes in d["variant_changes"].items():
+        if d["variant_matrix"].get(rt) and len(d["variant_matrix"][rt]) > 1:
+            verdict = f"**{len(changes)} cases change verdict**" if changes else "no case changes verdict"
+            rows.append([rt, verdict])
+    lines += _table(["runtime", "between its variants"], rows)
+    for rt, changes in d["variant_changes"].items():
+        if not changes:
+            continue
+        lines += [f"### `{rt}`: {len(changes)} cases whose verdict depends on the model's form", ""]
+        variants = [v for v in VARIANTS if any(v in c for c in changes.values())]
+        shown = list(changes.items())[:MAX_LISTED]
+        lines += _table(
+            ["case", *variants], [[base, *[c.get(v, "-") for v in variants]] for base, c in shown]
+        )
+        if len(changes) > MAX_LISTED:
+            lines += [f"... {len(changes) - MAX_LISTED} more in report.json (variant_changes).", ""]
+    lines += ["### Verdicts per variant", ""]
+    shown_verdicts = [
+        v.value
+        for v in ORDER
+        if any(c.get(v.value) for per_v in d["variant_matrix"].values() for c in per_v.values())
+    ]
+    rows = [
+        [rt, variant, *[c.get(v, "") for v in shown_verdicts]]
+        for rt, per_v in d["variant_matrix"].items()
+        for variant, c in per_v.items()
+    ]
+    lines += _table(["runtime", "variant", *shown_verdicts], rows)
+    for aid, per_rt in d["variant_ambiguities"].items():
+        lines += [f"### {aid}: readings per variant (they differ)", ""]
+        rows = [
+            [rt, variant, ", ".join(f"{r}: {n}" for r, n in c.items())]
+            for rt, per_v in per_rt.items()
+            for variant, c in per_v.items()
+        ]
+        lines += _table(["runtime", "variant", "reading: cases"], rows)
+    return lines
 
 
 def _cell_of(rec: dict | None) -> str:
@@ -301,6 +420,7 @@ def markdown(report: Report) -> str:
             what = f" What to do: {rt['hint']}." if rt.get("hint") else ""
             lines.append(f"- `{rt['spec']}` **unavailable**: {rt['reason']}.{what}")
     lines += ["", "Reproduce commands below are relative to this report's directory.", ""]
+    lines += variant_markdown(d)
 
     lines += cluster_lines(d)
     lines += ["## Normative failures", ""]

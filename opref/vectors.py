@@ -17,6 +17,7 @@ A run writes into a temporary sibling directory and swaps it in at the end.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -27,13 +28,13 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from opref.cases import Case
+from opref.cases import VARIANTS, Case
 from opref.dtypes import DTYPES, DType, dtype_of
 from opref.errors import SpecError
 from opref.geometry import geometry, to_dict
@@ -96,8 +97,9 @@ def read_tensor(data: bytes) -> np.ndarray:
 
 
 def _rng(case: Case) -> np.random.RandomState:
-    # RandomState's stream is frozen by numpy's compatibility policy; crc32 is stable.
-    return np.random.RandomState(zlib.crc32(case.name.encode()))
+    # RandomState's stream is frozen by numpy's compatibility policy; crc32 is stable. Every
+    # model variant of a case draws the case's own data.
+    return np.random.RandomState(zlib.crc32(case.base_case.encode()))
 
 
 def _random_grid(rng: np.random.RandomState, shape, dt: DType, bits: int) -> np.ndarray:
@@ -150,13 +152,97 @@ def _checker(model: onnx.ModelProto) -> str:
     return "ok"
 
 
+@functools.lru_cache(maxsize=1)
+def _values(base: Case) -> tuple[tuple[np.ndarray, ...], dict, bytes | None]:
+    """The inputs, the value-dependent record fields and output_0.pb of a case, shared by its
+    model variants (generate writes them one after the other: one entry suffices)."""
+    inputs = case_inputs(base)
+    if base.reject:
+        try:
+            base.geometry()
+            if base.w_dtype:
+                raise SpecError("W.dtype", base.w_dtype, f"must equal X.dtype={base.dtype}")
+        except SpecError as exc:
+            message = str(exc)
+        else:
+            raise SuiteError(f"{base.name}: declared must-reject ({base.reject}) but opref accepts it")
+        return (
+            inputs,
+            {
+                "expect": "reject",
+                "reject_rule": base.reject,
+                "reject_message": message,
+                "geometry": None,
+                "ambiguities": reject_ambiguities(
+                    base.x_shape, base.w_shape, base.attributes, base.opset, base.b_shape, base.dtype
+                ),
+                "tolerance": None,
+            },
+            None,
+        )
+    geo = base.geometry()
+    X, W, *rest = inputs
+    B = rest[0] if rest else None
+    Y = conv_transpose(X, W, B, **base.attributes, opset=base.opset)
+    dt = DTYPES[base.dtype]
+    S = magnitude_sum(X, W, B, geo)
+    integral = all(np.array_equal(a, np.round(a.astype(np.float64))) for a in inputs)
+    return (
+        inputs,
+        {
+            "expect": "output",
+            "geometry": to_dict(geo),
+            "ambiguities": list(geo.ambiguities),
+            "tolerance": {
+                "unit_roundoff": dt.unit_roundoff,
+                "max_terms": max_terms(geo, B is not None),
+                "max_magnitude_sum": float(S.max(initial=0.0)),
+                "bitexact": bool(integral and S.max(initial=0.0) <= dt.exact_limit),
+            },
+        },
+        tensor_proto(Y, "Y").SerializeToString(),
+    )
+
+
+def reject_ambiguities(
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    attributes: Mapping[str, object],
+    opset: int,
+    b_shape: Sequence[int] | None,
+    dtype: str,
+) -> list[str]:
+    """The ambiguities under another reading of which a must-reject node is valid: a runtime
+    that follows that reading and runs it diverges, it does not accept an invalid model
+    (output-shape-rank: a full-rank output_shape whose N and C entries match). Empty when the
+    geometry accepts the node under the default readings (mixed element types)."""
+    from opref.geometry import geometry
+    from opref.readings import AMBIGUITIES
+
+    def valid(readings: Mapping[str, str]) -> bool:
+        try:
+            geometry(
+                x_shape, w_shape, **attributes, opset=opset, b_shape=b_shape, dtype=dtype, readings=readings
+            )
+        except SpecError:
+            return False
+        return True
+
+    if valid({}):
+        return []
+    return [aid for aid, amb in AMBIGUITIES.items() if any(valid({aid: r}) for r in amb.readings)]
+
+
 def build_case(case: Case) -> tuple[dict[str, bytes], dict]:
     """The files of one case (relative path -> bytes) and its manifest record.
 
     The record holds only what the case determines; what this onnx version's checker says
-    of the model goes to checker.json (see :func:`generate`).
+    of the model goes to checker.json (see :func:`generate`). A model variant
+    (``opref.cases.VARIANTS``) has its case's inputs and expected output; with constant
+    weights, W and B are in the model and ``input_0.pb`` (X) is its only input file.
     """
-    inputs = case_inputs(case)
+    variant = VARIANTS[case.variant]
+    inputs, outcome, output = _values(replace(case, name=case.base_case, variant="inputs"))
     attrs = case.attributes
     record: dict = {
         "name": case.name,
@@ -171,47 +257,18 @@ def build_case(case: Case) -> tuple[dict[str, bytes], dict]:
         "data": case.data,
         "features": list(case.features),
         "description": case.description,
+        "variant": case.variant,
+        "base_case": case.base_case,
+        **outcome,
     }
     files: dict[str, bytes] = {}
-    if case.reject:
-        try:
-            case.geometry()
-            if case.w_dtype:
-                raise SpecError("W.dtype", case.w_dtype, f"must equal X.dtype={case.dtype}")
-        except SpecError as exc:
-            message = str(exc)
-        else:
-            raise SuiteError(f"{case.name}: declared must-reject ({case.reject}) but opref accepts it")
+    if output is None:
         y_shape = [None] * len(case.x_shape)  # no output shape exists for an invalid node
-        record.update(
-            expect="reject",
-            reject_rule=case.reject,
-            reject_message=message,
-            geometry=None,
-            ambiguities=[],
-            tolerance=None,
-        )
     else:
-        geo = case.geometry()
-        X, W, *rest = inputs
-        B = rest[0] if rest else None
-        Y = conv_transpose(X, W, B, **attrs, opset=case.opset)
-        y_shape = list(geo.output_shape)
-        dt = DTYPES[case.dtype]
-        S = magnitude_sum(X, W, B, geo)
-        integral = all(np.array_equal(a, np.round(a.astype(np.float64))) for a in inputs)
-        record.update(
-            expect="output",
-            geometry=to_dict(geo),
-            ambiguities=list(geo.ambiguities),
-            tolerance={
-                "unit_roundoff": dt.unit_roundoff,
-                "max_terms": max_terms(geo, B is not None),
-                "max_magnitude_sum": float(S.max(initial=0.0)),
-                "bitexact": bool(integral and S.max(initial=0.0) <= dt.exact_limit),
-            },
-        )
-        files[f"{DATA_SET}/output_0.pb"] = tensor_proto(Y, "Y").SerializeToString()
+        y_shape = record["geometry"]["output_shape"]
+        files[f"{DATA_SET}/output_0.pb"] = output
+    named = list(zip(("X", "W", "B"), inputs, strict=False))
+    constants = [tensor_proto(a, n) for n, a in named[1:]] if variant.constant_weights else []
     model = make_model(
         case.name,
         case.x_shape,
@@ -222,9 +279,12 @@ def build_case(case: Case) -> tuple[dict[str, bytes], dict]:
         case.opset,
         y_shape=y_shape,
         w_dtype=case.w_dtype,
+        initializers=constants,
+        symbolic_batch=variant.symbolic_batch,
+        symbolic_spatial=variant.symbolic_spatial,
     )
     files["model.onnx"] = model.SerializeToString()
-    for i, (arr, name) in enumerate(zip(inputs, ("X", "W", "B"), strict=False)):
+    for i, (name, arr) in enumerate(named[: len(named) - len(constants)]):
         files[f"{DATA_SET}/input_{i}.pb"] = tensor_proto(arr, name).SerializeToString()
     record["files"] = {path: _sha(data) for path, data in sorted(files.items())}
     return files, record
@@ -549,6 +609,8 @@ class CaseRecord:
     output_shape: tuple[int, ...] | None  # what geometry gives (output cases)
     reject_message: str = ""
     description: str = ""
+    variant: str = "inputs"  # a name from opref.cases.VARIANTS
+    base_case: str = ""  # the case this is a model variant of (its own name for "inputs")
 
     @property
     def input_files(self) -> list[str]:
@@ -639,7 +701,17 @@ def parse_record(rec: object) -> CaseRecord:
         if expect == "output":
             raise RecordError(f"the record expects an output, but the node is invalid: {exc}") from None
         geo = None
+    variant = _str(rec.get("variant", "inputs"), "variant")
+    if variant not in VARIANTS:
+        raise RecordError(f"variant {variant!r:.40} is not one of {list(VARIANTS)}")
+    base_case = _str(rec.get("base_case", name), "base_case")
+    if (base_case == name) != (variant == "inputs"):
+        raise RecordError(f"base_case {base_case!r:.80} does not fit variant {variant!r}")
     tolerance = None
+    if expect == "reject" and sorted(ambiguities) != sorted(
+        reject_ambiguities(x_shape, w_shape, attributes, opset, b_shape, dtype)
+    ):
+        raise RecordError(f"ambiguities {ambiguities} are not those under which the node is valid")
     if expect == "output":
         if sorted(ambiguities) != sorted(geo.ambiguities):
             raise RecordError(f"ambiguities {ambiguities} differ from the node's {list(geo.ambiguities)}")
@@ -668,6 +740,8 @@ def parse_record(rec: object) -> CaseRecord:
         None if geo is None else tuple(geo.output_shape),
         _str(rec.get("reject_message", ""), "reject_message"),
         _str(rec.get("description", ""), "description"),
+        variant,
+        base_case,
     )
 
 

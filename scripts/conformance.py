@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from opref.cases import catalog  # noqa: E402
+from opref.cases import VARIANTS, catalog  # noqa: E402
 from opref.expectations import read_expected  # noqa: E402
 from opref.report import write_report  # noqa: E402
 from opref.runtimes.ort import PROVIDER_ALIASES  # noqa: E402
@@ -88,7 +88,10 @@ def main() -> int:
         suite = Path(args.vectors)
     else:
         suite = build / "vectors"
-        cases = catalog(args.suite, only=args.only, random=args.random, seed=args.seed)
+        # Every model variant (issue 14): the runtimes' answers on constant weights and
+        # symbolic dimensions are in the report next to the static-shape ones.
+        variants = list(VARIANTS)
+        cases = catalog(args.suite, only=args.only, random=args.random, seed=args.seed, variants=variants)
         params = {
             "suite": args.suite,
             "opsets": None,
@@ -96,6 +99,7 @@ def main() -> int:
             "only": args.only,
             "random": args.random,
             "seed": args.seed,
+            "variants": variants,
         }
         print(generate(suite, cases, params, progress_bar if sys.stderr.isatty() else None).line())
     runtimes = args.runtime or detect_runtimes()

@@ -21,6 +21,7 @@ import onnx
 import opref
 from opref.model import node_attributes
 from opref.runtimes import Outcome, RuntimeInfo, Status
+from opref.vectors import read_tensor
 
 
 class FakeRuntime:
@@ -43,7 +44,8 @@ class FakeRuntime:
         model = onnx.load_from_string(model_bytes)
         node = model.graph.node[0]
         attrs = node_attributes(node)
-        args = [inputs[i] for i in node.input]
+        constants = {t.name: read_tensor(t.SerializeToString()) for t in model.graph.initializer}
+        args = [inputs[i] if i in inputs else constants[i] for i in node.input]
         active = fnmatch.fnmatchcase(node.name, self.only)
         if active and self.mode == "crash":
             os.abort()

@@ -136,4 +136,5 @@ def test_main_job_end_to_end(tmp_path):
     for name in ("index.md", "report.json", "junit.xml", "summary.png"):
         assert (tmp_path / "report" / name).is_file(), name
     data = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert data["matrix"]["ort:cpu"]["pass"] == 16
+    assert data["matrix"]["ort:cpu"]["pass"] == 16 * 4  # 16 cases, each in the four model variants
+    assert data["variant_changes"]["ort:cpu"] == {}
