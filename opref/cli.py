@@ -237,6 +237,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             start_timeout=args.start_timeout,
             expected=expected,
             allow_unavailable=args.allow_unavailable,
+            variants=args.variant,
             save_tensors=args.save_tensors,
             tensors_dir=out,
         )
@@ -376,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for results.json")
     p.add_argument("--expected", help="file of known failures: 'runtime case-glob verdict # reason' lines")
     p.add_argument("--only", action="append", metavar="GLOB", help="only cases whose name matches")
+    p.add_argument(
+        "--variant",
+        action="append",
+        choices=list(VARIANTS),
+        help="only cases of this model variant (repeatable; default: every variant in the suite)",
+    )
     p.add_argument("--jobs", type=_count(1), default=1, help="worker processes per runtime")
     p.add_argument("--shard", type=_shard, help="run only shard i of n, e.g. 2/4")
     p.add_argument(

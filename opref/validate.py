@@ -216,6 +216,7 @@ def validate(
     progress: Callable[[str, int, int], None] | None = None,
     save_tensors: str = "none",
     tensors_dir: str | os.PathLike | None = None,
+    variants: Sequence[str] | None = None,
 ) -> Validation:
     """Validate each runtime over the suite; see :class:`Validation`.
 
@@ -242,7 +243,10 @@ def validate(
         started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         tensors_root="" if save[1] is None else str(save[1].absolute()),
     )
-    names = select_cases(list(checked.records), only, shard)
+    records = checked.records
+    if variants:
+        records = {n: r for n, r in records.items() if r.variant in variants}
+    names = select_cases(list(records), only, shard)
     result.selected = len(names)
     used: set[Expectation] = set()
     prepare = _prepare(root, checked.records)

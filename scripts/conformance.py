@@ -5,9 +5,8 @@ Runtimes found automatically: onnxruntime CPU, every other execution provider th
 onnxruntime build lists (CUDA, TensorRT, OpenVINO, ...; each proven or reported unavailable),
 onnx.reference, OpenVINO when it is installed, and the runtimes of the extra environments
 that ``scripts/make-envs`` (or ``--build-envs``) builds under .venvs/: onnxruntime's OpenVINO
-execution provider, onnxruntime 1.16.3, tinygrad, tract, Apache TVM and IREE, each run under its
-own interpreter.
-``--runtime`` replaces that list.
+execution provider and onnxruntime 1.16.3, each run under its own interpreter (tinygrad, tract,
+TVM and IREE are scripts/ecosystem's). ``--runtime`` replaces that list.
 """
 
 from __future__ import annotations
@@ -33,11 +32,10 @@ from opref.vectors import generate, progress_bar  # noqa: E402
 EXTRA_ENVS = (
     (".venvs/ort-openvino/bin/python", ("ort:openvino",)),
     (".venvs/ort-1.16/bin/python", ("ort:cpu",)),
-    (".venvs/tinygrad/bin/python", ("tinygrad",)),
-    (".venvs/tract/bin/python", ("tract",)),
-    (".venvs/tvm/bin/python", ("tvm",)),
-    (".venvs/iree/bin/python", ("iree",)),
 )
+# tinygrad, tract, TVM and IREE (.venvs/tinygrad ... .venvs/iree, also built by make-envs) are not
+# picked up here: scripts/ecosystem validates them and publishes results/ecosystem/; name them
+# with --runtime to include them in this job.
 
 
 def detect_runtimes() -> list[str]:
