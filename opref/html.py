@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from opref.readings import AMBIGUITIES
+from opref.report import CLUSTER_COLUMNS
 from opref.verdicts import GROUP, ORDER, Group
 
 _CSS = """
@@ -149,17 +150,7 @@ def _clusters(d: dict, out: Path | None) -> str:
         )
     parts.append(
         _table(
-            [
-                "#",
-                "runtime",
-                "verdict",
-                "cases",
-                "diagnosis (or message)",
-                "known reason",
-                "all share",
-                "representative",
-                "reproduce",
-            ],
+            list(CLUSTER_COLUMNS),
             rows,
             "clusters",
         )

@@ -26,6 +26,18 @@ from opref.version import __version__
 
 SCHEMA = 1
 MAX_LISTED = 200  # failure rows in index.md; report.json has them all
+# The columns of the failure-cluster table, in Markdown and HTML alike.
+CLUSTER_COLUMNS = (
+    "#",
+    "runtime",
+    "verdict",
+    "cases",
+    "diagnosis (or message)",
+    "known reason",
+    "all share",
+    "representative",
+    "reproduce",
+)
 
 
 @dataclass
@@ -860,20 +872,7 @@ def cluster_lines(d: dict) -> list[str]:
                 f"`{c['reproduce']}`",
             ]
         )
-    lines += _table(
-        [
-            "#",
-            "runtime",
-            "verdict",
-            "cases",
-            "diagnosis (or message)",
-            "known reason",
-            "all share",
-            "representative",
-            "reproduce",
-        ],
-        rows,
-    )
+    lines += _table(CLUSTER_COLUMNS, rows)
     return lines
 
 
