@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shlex
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,9 +37,8 @@ from opref.geometry import MAX_OUTPUT_ELEMENTS
 from opref.judge import Judgement, judge
 from opref.model import check_case_model
 from opref.pool import DEFAULT_START_TIMEOUT, CaseRunner
-from opref.report import dumps
 from opref.runtimes import RuntimeInfo
-from opref.validate import Validation, request_for, validate
+from opref.validate import Validation, dumps, reproduce_command, request_for, validate
 from opref.vectors import (
     CaseData,
     SuiteError,
@@ -410,10 +408,7 @@ class FuzzRun:
     seconds: float = 0.0
 
     def reproduce_command(self, out: str, spec: str, name: str) -> str:
-        return (
-            f"opref validate {shlex.quote(str(Path(out) / 'vectors'))} --runtime {shlex.quote(spec)} "
-            f"--only {shlex.quote(name)} --out opref-repro"
-        )
+        return reproduce_command(str(Path(out) / "vectors"), spec, name)
 
     def replayed(self, spec: str, name: str) -> dict | None:
         if self.replay is None:

@@ -8,7 +8,6 @@ import json
 import math
 import os
 import re
-import shlex
 import textwrap
 import warnings
 import xml.etree.ElementTree as ET
@@ -21,6 +20,7 @@ import numpy as np
 
 from opref.cases import VARIANT_SEPARATOR, VARIANTS
 from opref.readings import AMBIGUITIES
+from opref.validate import dumps, reproduce_command
 from opref.verdicts import GROUP, NORMATIVE_FAILURES, ORDER, SKIP_REASONS, Group, Verdict
 from opref.version import __version__
 
@@ -101,30 +101,6 @@ def load_results(paths: Iterable[str | os.PathLike]) -> list[dict]:
     return out
 
 
-def strict(value: object) -> object:
-    """``value`` with every non-finite float written as a string ("inf", "-inf", "nan"), so that
-    any JSON parser reads the file (JSON has no Infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {k: strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [strict(v) for v in value]
-    return value
-
-
-def dumps(value: object) -> str:
-    return json.dumps(strict(value), indent=1, sort_keys=True, default=str, allow_nan=False) + "\n"
-
-
-def reproduce(rec: dict, suite: str) -> str:
-    """The command that reruns one (case, runtime), with ``suite`` as given."""
-    return (
-        f"opref validate {shlex.quote(suite)} --runtime {shlex.quote(rec['runtime'])} "
-        f"--only {shlex.quote(rec['case'])} --out opref-repro"
-    )
-
-
 def exit_code(data: dict) -> int:
     """What ``opref validate`` would have exited with, from the report's data."""
     if not all(s.get("complete", True) for s in data["sources"]):
@@ -152,7 +128,8 @@ def aggregate(results: Sequence[dict], out: str | os.PathLike | None = None) -> 
             key = (rec["runtime"], rec["case"])
             if key not in seen:
                 seen.add(key)
-                records.append({**rec, "reproduce": reproduce(rec, suite) if suite else rec["reproduce"]})
+                again = reproduce_command(suite, rec["runtime"], rec["case"]) if suite else rec["reproduce"]
+                records.append({**rec, "reproduce": again})
                 if rec.get("tensors"):
                     records[-1]["tensors_root"] = res.get("tensors_root", "")
     records.sort(key=lambda r: (r["runtime"], r["case"]))

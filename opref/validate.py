@@ -9,6 +9,8 @@ bytes sent to a runtime are the bytes that were verified and are judged against.
 from __future__ import annotations
 
 import fnmatch
+import json
+import math
 import os
 import platform
 import shlex
@@ -23,7 +25,6 @@ from opref.expectations import Expectation, expectation_for, stale
 from opref.judge import judge
 from opref.pool import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, Job, Pool
 from opref.protocol import Request
-from opref.report import dumps
 from opref.runtimes import check, hint
 from opref.tensors import SAVE_POLICIES, save_tensors
 from opref.vectors import CaseData, SuiteError, read_case, read_manifest, verify
@@ -49,10 +50,27 @@ def select_cases(
 
 
 def reproduce_command(suite: str, spec: str, case: str) -> str:
+    """The command that reruns one (case, runtime) on ``suite`` as given, into ./opref-repro."""
     return (
         f"opref validate {shlex.quote(suite)} --runtime {shlex.quote(spec)} --only {shlex.quote(case)} "
         f"--out opref-repro"
     )
+
+
+def strict(value: object) -> object:
+    """``value`` with every non-finite float written as a string ("inf", "-inf", "nan"), so that
+    any JSON parser reads the file (JSON has no Infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict(v) for v in value]
+    return value
+
+
+def dumps(value: object) -> str:
+    return json.dumps(strict(value), indent=1, sort_keys=True, default=str, allow_nan=False) + "\n"
 
 
 def request_for(case: CaseData) -> tuple[Request, int]:
