@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from opref.readings import AMBIGUITIES
-from opref.report import CLUSTER_COLUMNS
+from opref.report.vocabulary import CLUSTER_COLUMNS
 from opref.verdicts import GROUP, ORDER, Group
 
 _CSS = """

@@ -1,0 +1,256 @@
+"""results.json files -> the report's data (what report.json holds): one aggregation that
+every output renders. Every number comes from the validation records."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from opref.cases import VARIANTS
+from opref.readings import AMBIGUITIES
+from opref.report.clusters import add_diagnosis
+from opref.report.vocabulary import SCHEMA, Report, cell_of, variant_of
+from opref.validate import reproduce_command
+from opref.verdicts import NORMATIVE_FAILURES, ORDER, Verdict
+from opref.version import __version__
+
+_RESULT_FIELDS = {"case": str, "runtime": str, "verdict": str, "dtype": str, "opset": int, "reproduce": str}
+
+
+def check_results(data: object, source: str) -> dict:
+    """``data`` if it is validation results opref can report on; ValueError says why not."""
+    if isinstance(data, dict) and data.get("generator") == "opref" and "cases" in data:
+        raise ValueError(f"{source}: a suite manifest, not validation results (run opref validate first)")
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("runtimes"), list)
+        or not isinstance(data.get("records"), list)
+    ):
+        raise ValueError(f"{source}: not opref validation results (no 'runtimes' and 'records' lists)")
+    verdicts = {v.value for v in Verdict}
+    for i, rt in enumerate(data["runtimes"]):
+        if (
+            not isinstance(rt, dict)
+            or not isinstance(rt.get("spec"), str)
+            or not isinstance(rt.get("available"), bool)
+        ):
+            raise ValueError(f"{source}: runtimes[{i}] has no 'spec' string and 'available' flag")
+    for i, rec in enumerate(data["records"]):
+        if not isinstance(rec, dict):
+            raise ValueError(f"{source}: records[{i}] is not an object")
+        for key, kind in _RESULT_FIELDS.items():
+            if not isinstance(rec.get(key), kind):
+                raise ValueError(f"{source}: records[{i}] has no {kind.__name__} {key!r}")
+        if rec["verdict"] not in verdicts:
+            raise ValueError(f"{source}: records[{i}] has the unknown verdict {rec['verdict']!r}")
+    for key in ("suite", "started"):
+        data.setdefault(key, "")
+    data.setdefault("seconds", 0.0)
+    data.setdefault("complete", True)
+    return data
+
+
+def load_results(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    out = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            path = path / "results.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot read validation results ({exc})") from None
+        out.append(check_results(data, str(path)))
+    return out
+
+
+def exit_code(data: dict) -> int:
+    """What ``opref validate`` would have exited with, from the report's data."""
+    if not all(s.get("complete", True) for s in data["sources"]):
+        return 1
+    unavailable = [rt for rt in data["runtimes"] if not rt["available"] and not data["allow_unavailable"]]
+    failed = data["unexpected_count"] or data["suite_problems"] or data["case_problems"]
+    return 1 if failed or unavailable or not data["records"] else 0
+
+
+def aggregate(results: Sequence[dict], out: str | os.PathLike | None = None) -> Report:
+    """Merge validation results (e.g. shards, or one per runtime) into the report's data.
+
+    With ``out`` (the report's directory), reproduce commands name the suite relative to it.
+    """
+    runtimes: dict[str, dict] = {}
+    records: list[dict] = []
+    seen = set()
+    for res in results:
+        suite = res.get("suite_path") or res["suite"]
+        if out is not None and suite and os.path.isabs(suite):
+            suite = os.path.relpath(suite, Path(out).absolute())
+        for rt in res["runtimes"]:
+            runtimes.setdefault(rt["spec"], rt)
+        for rec in res["records"]:
+            key = (rec["runtime"], rec["case"])
+            if key not in seen:
+                seen.add(key)
+                again = reproduce_command(suite, rec["runtime"], rec["case"]) if suite else rec["reproduce"]
+                records.append({**rec, "reproduce": again})
+                if rec.get("tensors"):
+                    records[-1]["tensors_root"] = res.get("tensors_root", "")
+    records.sort(key=lambda r: (r["runtime"], r["case"]))
+    matrix = {spec: {v.value: 0 for v in ORDER} for spec in runtimes}
+    for rec in records:
+        matrix[rec["runtime"]][rec["verdict"]] += 1
+    expected = {(u["runtime"], u["case"]) for res in results for u in res.get("unexpected", [])}
+    failures = [
+        {**_failure_row(rec), "unexpected": (rec["runtime"], rec["case"]) in expected}
+        for rec in records
+        if Verdict(rec["verdict"]) in NORMATIVE_FAILURES
+    ]
+    ambiguities: dict[str, dict[str, dict[str, int]]] = {}
+    for aid in AMBIGUITIES:
+        per_rt: dict[str, Counter] = defaultdict(Counter)
+        for rec in records:
+            if aid not in rec.get("ambiguities", []) or rec["verdict"] in (
+                "unsupported",
+                "fallback",
+                "crashed",
+                "timeout",
+            ):
+                continue
+            reading = (rec.get("reading") or {}).get(aid, "no documented reading")
+            per_rt[rec["runtime"]][reading] += 1
+        ambiguities[aid] = {rt: dict(sorted(c.items())) for rt, c in sorted(per_rt.items())}
+    unsupported: dict[str, Counter] = defaultdict(Counter)
+    placement: dict[str, Counter] = defaultdict(Counter)
+    for rec in records:
+        if rec["verdict"] == "unsupported":
+            unsupported[rec["runtime"]][f"{rec['dtype']} opset {rec['opset']}"] += 1
+        if rec.get("placement"):
+            placement[rec["runtime"]][rec["placement"]] += 1
+    data = {
+        "build_matrix": _build_matrix(records, [spec for spec, rt in runtimes.items() if rt["available"]]),
+        "schema": SCHEMA,
+        "opref_version": __version__,
+        "sources": [
+            {"suite": r["suite"], "started": r["started"], "seconds": r["seconds"], "complete": r["complete"]}
+            for r in results
+        ],
+        "allow_unavailable": all(r.get("allow_unavailable", False) for r in results) if results else False,
+        "stale_expectations": [e for r in results for e in r.get("stale_expectations", [])],
+        "machine": results[0]["machine"] if results else {},
+        "runtimes": list(runtimes.values()),
+        "matrix": matrix,
+        "failures": failures,
+        "unexpected_count": sum(1 for f in failures if f["unexpected"]),
+        "divergences": [_failure_row(r) for r in records if r["verdict"] == "divergence"],
+        "ambiguities": ambiguities,
+        "unsupported": {k: dict(sorted(v.items())) for k, v in sorted(unsupported.items())},
+        "placement": {k: dict(sorted(v.items())) for k, v in sorted(placement.items())},
+        "suite_problems": sorted({p for r in results for p in r.get("suite_problems", [])}),
+        "case_problems": {k: v for r in results for k, v in r.get("case_problems", {}).items()},
+        "records": records,
+    }
+    data.update(variant_views(records))
+    data["exit_code"] = exit_code(data)
+    add_diagnosis(data)
+    return Report(data)
+
+
+# --- model variants (issue 14) ------------------------------------------------------------
+
+
+def variant_views(records: Sequence[dict]) -> dict:
+    """What the report says per model variant:
+
+    - ``variant_matrix`` {runtime: {variant: {verdict: count}}};
+    - ``variant_changes`` {runtime: {base case: {variant: cell}}}: the cases whose verdict (or
+      reading followed) differs between variants of the same case on one runtime;
+    - ``variant_ambiguities`` {ambiguity: {runtime: {variant: {reading: count}}}}, only where a
+      runtime's readings differ between variants.
+    """
+    matrix: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    cells: dict[str, dict[str, dict[str, str]]] = defaultdict(lambda: defaultdict(dict))
+    readings: dict[str, dict[str, dict[str, Counter]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(Counter))
+    )
+    for rec in records:
+        base, variant = variant_of(rec["case"])
+        matrix[rec["runtime"]][variant][rec["verdict"]] += 1
+        cells[rec["runtime"]][base][variant] = cell_of(rec)
+        if rec["verdict"] in ("pass", "divergence", "fail-shape", "fail-values", "error"):
+            for aid in rec.get("ambiguities", []):
+                reading = (rec.get("reading") or {}).get(aid, "no documented reading")
+                readings[aid][rec["runtime"]][variant][reading] += 1
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    changes = {
+        rt: {
+            base: dict(sorted(by_variant.items(), key=lambda kv: order[kv[0]]))
+            for base, by_variant in sorted(per_case.items())
+            if len(by_variant) > 1 and len(set(by_variant.values())) > 1
+        }
+        for rt, per_case in sorted(cells.items())
+    }
+    ambiguities = {}
+    for aid, per_rt in readings.items():
+        differing = {
+            rt: {v: dict(sorted(c.items())) for v, c in sorted(per_v.items(), key=lambda kv: order[kv[0]])}
+            for rt, per_v in sorted(per_rt.items())
+            if len({tuple(sorted(c)) for c in per_v.values()}) > 1
+        }
+        if differing:
+            ambiguities[aid] = differing
+    return {
+        "variant_matrix": {
+            rt: {
+                v: {verdict: n for verdict, n in sorted(c.items())}
+                for v, c in sorted(per_v.items(), key=lambda kv: order[kv[0]])
+            }
+            for rt, per_v in sorted(matrix.items())
+        },
+        "variant_changes": changes,
+        "variant_ambiguities": ambiguities,
+    }
+
+
+
+def _build_matrix(records: list[dict], specs: list[str]) -> dict:
+    """The cases on which the runtimes (builds, providers) do not all agree: case -> {runtime: cell}.
+
+    Unsupported/fallback cells do not count as disagreement on their own.
+    """
+    by_case: dict[str, dict[str, dict]] = defaultdict(dict)
+    for rec in records:
+        by_case[rec["case"]][rec["runtime"]] = rec
+    out = {}
+    for case, recs in sorted(by_case.items()):
+        cells = {spec: cell_of(recs.get(spec)) for spec in specs}
+        judged = {c for c in cells.values() if c not in ("-", "unsupported", "fallback")}
+        if len(specs) > 1 and len(judged) > 1:
+            out[case] = cells
+    return out
+
+
+def _failure_row(rec: dict) -> dict:
+    cmp = rec.get("comparison") or {}
+    return {
+        "case": rec["case"],
+        "runtime": rec["runtime"],
+        "verdict": rec["verdict"],
+        "attributes": rec["attributes"],
+        "dtype": rec["dtype"],
+        "opset": rec["opset"],
+        "expected_shape": rec.get("expected_shape"),
+        "got_shape": rec.get("got_shape"),
+        "first_mismatch": cmp.get("first_mismatch"),
+        "expected_value": cmp.get("expected_at_first"),
+        "got_value": cmp.get("got_at_first"),
+        "reading": rec.get("reading"),
+        "message": rec.get("message", ""),
+        "known_reason": rec.get("expected_reason", ""),
+        "reproduce": rec["reproduce"],
+    }
+
+
+# --- Markdown -----------------------------------------------------------------------------
