@@ -209,10 +209,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import signal
     from pathlib import Path
 
+    from opref.codec import SuiteError
     from opref.expectations import read_expected
     from opref.runtimes import RuntimeSpecError
     from opref.validate import Validation, summary_lines, validate
-    from opref.vectors import SuiteError
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -276,7 +276,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from opref.vectors import recompute, verify
+    from opref.suite import recompute, verify
 
     checked = verify(args.vectors)
     problems = dict(checked.case_problems)
@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_join_negative_lists(sys.argv[1:] if argv is None else argv))
-    from opref.vectors import SuiteError
+    from opref.codec import SuiteError
 
     try:
         return args.func(args)

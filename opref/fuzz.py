@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException
 
 from opref.cases import Case, _freeze
+from opref.codec import SuiteError, read_tensor
 from opref.dtypes import DTYPES
 from opref.errors import SpecError
 from opref.geometry import MAX_OUTPUT_ELEMENTS
@@ -38,17 +39,9 @@ from opref.judge import Judgement, judge
 from opref.model import check_case_model
 from opref.pool import DEFAULT_START_TIMEOUT, CaseRunner
 from opref.runtimes import RuntimeInfo
+from opref.suite import CaseData, parse_record
 from opref.validate import Validation, dumps, reproduce_command, request_for, validate
-from opref.vectors import (
-    CaseData,
-    SuiteError,
-    build_case,
-    case_inputs,
-    generate,
-    is_suite,
-    parse_record,
-    read_tensor,
-)
+from opref.vectors import build_case, case_inputs, generate, is_suite
 from opref.verdicts import NORMATIVE_FAILURES, Verdict
 from opref.version import __version__
 

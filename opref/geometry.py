@@ -525,3 +525,30 @@ def formula_lines(geo: Geometry) -> list[str]:
             f"{_num(ax.pad_end)} = {ax.output}"
         )
     return lines
+
+
+def reject_ambiguities(
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    attributes: Mapping[str, object],
+    opset: int,
+    b_shape: Sequence[int] | None,
+    dtype: str,
+) -> list[str]:
+    """The ambiguities under another reading of which a must-reject node is valid: a runtime
+    that follows that reading and runs it diverges, it does not accept an invalid model
+    (output-shape-rank: a full-rank output_shape whose N and C entries match). Empty when the
+    geometry accepts the node under the default readings (mixed element types)."""
+
+    def valid(readings: Mapping[str, str]) -> bool:
+        try:
+            geometry(
+                x_shape, w_shape, **attributes, opset=opset, b_shape=b_shape, dtype=dtype, readings=readings
+            )
+        except SpecError:
+            return False
+        return True
+
+    if valid({}):
+        return []
+    return [aid for aid, amb in rd.AMBIGUITIES.items() if any(valid({aid: r}) for r in amb.readings)]

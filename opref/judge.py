@@ -22,8 +22,8 @@ from opref.geometry import geometry
 from opref.pool import Answer
 from opref.reference import conv_transpose
 from opref.runtimes import Status
+from opref.suite import CaseData
 from opref.tolerance import Comparison, compare, magnitude_sum, max_terms
-from opref.vectors import CaseData
 from opref.verdicts import Verdict
 
 

@@ -169,7 +169,7 @@ def check_case_model(data: bytes, record, arrays: Sequence) -> tuple[list[str], 
     """
     from google.protobuf.message import DecodeError
 
-    from opref.vectors import SuiteError, read_tensor
+    from opref.codec import SuiteError, read_tensor
 
     def bad(why: str) -> SuiteError:
         return SuiteError(f"model.onnx: {why}")

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from opref.codec import tensor_proto
 from opref.dtypes import DTYPES, ulp
 from opref.errors import SpecError
 from opref.geometry import geometry
 from opref.reference import conv_transpose
+from opref.suite import CaseData
 from opref.tolerance import gamma, magnitude_sum
-from opref.vectors import CaseData, tensor_proto
 
 SAVE_POLICIES = ("none", "failures", "all")
 

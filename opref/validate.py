@@ -21,13 +21,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from opref.codec import SuiteError
 from opref.expectations import Expectation, expectation_for, stale
 from opref.judge import judge
 from opref.pool import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, Job, Pool
 from opref.protocol import Request
 from opref.runtimes import check, hint
+from opref.suite import CaseData, read_case, read_manifest, verify
 from opref.tensors import SAVE_POLICIES, save_tensors
-from opref.vectors import CaseData, SuiteError, read_case, read_manifest, verify
 from opref.verdicts import NORMATIVE_FAILURES, Verdict
 from opref.version import __version__
 

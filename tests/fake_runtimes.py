@@ -19,9 +19,9 @@ import numpy as np
 import onnx
 
 import opref
+from opref.codec import read_tensor
 from opref.model import node_attributes
 from opref.runtimes import Outcome, RuntimeInfo, Status
-from opref.vectors import read_tensor
 
 
 class FakeRuntime:

@@ -18,7 +18,7 @@ from opref.judge import judge
 from opref.pool import Answer
 from opref.protocol import ReplyHeader
 from opref.runtimes import Status
-from opref.vectors import read_case, read_manifest
+from opref.suite import read_case, read_manifest
 from opref.verdicts import Verdict
 
 SUITE = Path(__file__).resolve().parent.parent / "vectors"

@@ -16,7 +16,7 @@ import pytest
 from opref import fuzz as fz
 from opref.cli import main
 from opref.report import load_results, write_report
-from opref.vectors import read_case, read_manifest
+from opref.suite import read_case, read_manifest
 
 FAKE = "py:fake_runtimes:make"
 EXAMPLES = 40

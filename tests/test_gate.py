@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from opref import cases as cs
+from opref import codec as cx
 from opref import vectors as vx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -272,13 +273,13 @@ def test_verify_recompute_finds_a_wrong_expected_output(tmp_path):
     assert opref("verify", str(copy), "--recompute").returncode == 0
     # A suite from elsewhere whose output is wrong, with a manifest that agrees (sha updated).
     path = copy / "node/seed_stride2/test_data_set_0/output_0.pb"
-    y = vx.read_tensor(path.read_bytes()).copy()
+    y = cx.read_tensor(path.read_bytes()).copy()
     y.flat[3] += 1
-    data = vx.tensor_proto(y, "Y").SerializeToString()
+    data = cx.tensor_proto(y, "Y").SerializeToString()
     path.write_bytes(data)
     manifest = json.loads((copy / "manifest.json").read_text())
     rec = next(r for r in manifest["cases"] if r["name"] == "seed_stride2")
-    rec["files"]["test_data_set_0/output_0.pb"] = vx._sha(data)
+    rec["files"]["test_data_set_0/output_0.pb"] = cx.sha256(data)
     (copy / "manifest.json").write_text(json.dumps(manifest))
     assert opref("verify", str(copy)).returncode == 0  # the files agree with the manifest ...
     run = opref("verify", str(copy), "--recompute")  # ... but not with the operator

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from strategies import configurations, outcome_of
 
 from opref import cases as cs
+from opref import codec as cx
+from opref import suite as sx
 from opref import vectors as vx
 from opref.cli import main as cli_main
 from opref.validate import validate
@@ -99,7 +101,7 @@ def _rewrite(suite: Path, case: str, rel: str, data: bytes, manifest_rel: str | 
     if manifest_rel is not None:
         files[manifest_rel] = files.pop(rel)
     else:
-        files[rel] = vx._sha(data)
+        files[rel] = cx.sha256(data)
     (suite / "manifest.json").write_text(json.dumps(m))
 
 
@@ -138,7 +140,7 @@ def test_paths_leaving_the_case_are_refused(suite, bad_rel):
 
 def test_symlink_out_of_the_suite_is_refused(suite, tmp_path):
     outside = tmp_path / "outside.pb"
-    target = suite / "node" / "seed_basic" / vx.DATA_SET / "input_0.pb"
+    target = suite / "node" / "seed_basic" / cx.DATA_SET / "input_0.pb"
     outside.write_bytes(target.read_bytes())
     target.unlink()
     target.symlink_to(outside)
@@ -147,20 +149,20 @@ def test_symlink_out_of_the_suite_is_refused(suite, tmp_path):
 
 
 def test_malformed_tensor_is_named_and_the_run_goes_on(suite):
-    _rewrite(suite, "seed_basic", f"{vx.DATA_SET}/input_0.pb", b"\xff\x00garbage")
+    _rewrite(suite, "seed_basic", f"{cx.DATA_SET}/input_0.pb", b"\xff\x00garbage")
     res, verdicts = _problems(suite)
     assert "input_0.pb: malformed" in res.case_problems["seed_basic"]
     assert verdicts == {"seed_stride2": "pass", "seed_two_channels": "pass"}
 
 
 def test_oversized_file_is_refused_before_reading(suite, monkeypatch):
-    monkeypatch.setattr(vx, "MAX_FILE_BYTES", 50)
+    monkeypatch.setattr(sx, "MAX_FILE_BYTES", 50)
     res, verdicts = _problems(suite)
     assert all("over the 50-byte limit" in p for p in res.case_problems.values()) and not verdicts
 
 
 def test_missing_and_extra_files(suite):
-    (suite / "node" / "seed_basic" / vx.DATA_SET / "input_1.pb").unlink()
+    (suite / "node" / "seed_basic" / cx.DATA_SET / "input_1.pb").unlink()
     (suite / "node" / "seed_stride2" / "notes.txt").write_text("hello")
     res, _ = _problems(suite)
     assert "input_1.pb: missing" in res.case_problems["seed_basic"]
@@ -175,7 +177,7 @@ def test_malformed_manifest_is_a_clear_usage_error(suite, tmp_path, capsys):
     assert validate(suite, [FAKE]).case_problems == {"record[0]": "the record has no name"}
     bad_name = {"generator": "opref", "format": 1, "cases": [{"name": "../x"}]}
     (suite / "manifest.json").write_text(json.dumps(bad_name))
-    with pytest.raises(vx.SuiteError, match="is not 1-200 characters"):
+    with pytest.raises(cx.SuiteError, match="is not 1-200 characters"):
         validate(suite, [FAKE])
 
 

@@ -14,6 +14,8 @@ import pytest
 from onnx import helper
 
 from opref import cases as cs
+from opref import codec as cx
+from opref import suite as sx
 from opref import vectors as vx
 from opref.cli import main as cli_main
 from opref.validate import Validation, validate
@@ -45,7 +47,7 @@ def relist(suite: Path, case: str, rel: str, content: bytes) -> None:
     """Write a file into a case and list it in the manifest with its true sha256."""
     (suite / "node" / case / rel).write_bytes(content)
     data = manifest(suite)
-    record(data, case)["files"][rel] = vx._sha(content)
+    record(data, case)["files"][rel] = cx.sha256(content)
     save(suite, data)
 
 
@@ -114,8 +116,8 @@ def test_a_manifest_that_is_a_fifo_does_not_hang(suite, tmp_path, capsys):
 
 
 def test_an_oversized_manifest_is_refused_before_reading(suite, monkeypatch):
-    monkeypatch.setattr(vx, "MAX_MANIFEST_BYTES", 100)
-    with pytest.raises(vx.SuiteError, match="over the 100-byte limit"):
+    monkeypatch.setattr(sx, "MAX_MANIFEST_BYTES", 100)
+    with pytest.raises(cx.SuiteError, match="over the 100-byte limit"):
         validate(suite, [FAKE])
 
 
@@ -203,12 +205,12 @@ def test_a_hand_edited_case_count_or_format_is_noticed(suite):
     data = manifest(suite)
     data["case_count"] += 1
     save(suite, data)
-    with pytest.raises(vx.SuiteError, match="case_count"):
+    with pytest.raises(cx.SuiteError, match="case_count"):
         validate(suite, [FAKE])
     data["case_count"] -= 1
     data["format"] = 2
     save(suite, data)
-    with pytest.raises(vx.SuiteError, match="manifest format 2"):
+    with pytest.raises(cx.SuiteError, match="manifest format 2"):
         validate(suite, [FAKE])
 
 
@@ -227,7 +229,7 @@ def test_case_names_are_checked_at_load(suite, name, tmp_path, capsys):
 
 def test_a_manifest_that_is_not_utf8_is_refused(suite):
     (suite / "manifest.json").write_bytes(b'{"generator": "opref", "cases": ["\xff"]}')
-    with pytest.raises(vx.SuiteError, match="not UTF-8"):
+    with pytest.raises(cx.SuiteError, match="not UTF-8"):
         validate(suite, [FAKE])
 
 
@@ -238,7 +240,7 @@ def test_cases_are_read_as_workers_need_them(monkeypatch, tmp_path):
     out = tmp_path / "v"
     vx.generate(out, cs.catalog(only=["seed_*", "rank1_*float32*"]), {})
     live, peak = [0], [0]
-    real = vx.read_case
+    real = sx.read_case
 
     def counting(*args, **kwargs):
         case = real(*args, **kwargs)
@@ -334,14 +336,14 @@ def test_the_parent_sends_the_verified_bytes_not_a_later_file(suite, monkeypatch
     """A file swapped after verification is not what the runtime gets (nor blamed on it)."""
     import opref.validate
 
-    real = vx.read_case
+    real = sx.read_case
     swapped = []
 
     def swap_then_read(s, rec, *a, **k):
         if rec.name == "seed_basic" and not swapped:
             path = suite / "node/seed_basic/test_data_set_0/input_0.pb"
-            x = vx.read_tensor(path.read_bytes())
-            path.write_bytes(vx.tensor_proto(np.zeros_like(x), "X").SerializeToString())
+            x = cx.read_tensor(path.read_bytes())
+            path.write_bytes(cx.tensor_proto(np.zeros_like(x), "X").SerializeToString())
             swapped.append(1)
         return real(s, rec, *a, **k)
 

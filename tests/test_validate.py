@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from opref import cases as cs
+from opref import codec as cx
 from opref import vectors as vx
 from opref.expectations import parse_expected
 from opref.runtimes import Status
@@ -174,7 +175,7 @@ def test_tampered_file_is_named_and_the_case_not_run(suite, tmp_path):
 
     copy = tmp_path / "v"
     shutil.copytree(suite, copy)
-    target = copy / "node" / "seed_basic" / vx.DATA_SET / "output_0.pb"
+    target = copy / "node" / "seed_basic" / cx.DATA_SET / "output_0.pb"
     target.write_bytes(target.read_bytes()[:-1] + b"\x01")
     (copy / "node" / "seed_basic" / "extra.txt").write_text("x")
     res = validate(copy, [FAKE])

@@ -16,6 +16,8 @@ import pytest
 
 import opref
 from opref import cases as cs
+from opref import codec as cx
+from opref import suite as sx
 from opref import vectors as vx
 from opref.report import aggregate, markdown, variant_of, variant_views
 from opref.validate import validate
@@ -52,15 +54,15 @@ def _dims(value: onnx.ValueInfoProto) -> list:
 
 def test_each_variant_is_its_own_case_directory_with_the_same_expected_output(suite):
     base = "rank2_s2_p1_bias_float32_random"
-    records = vx.read_manifest(suite).records
-    expected = (suite / "node" / base / vx.OUTPUT_FILE).read_bytes()
-    x = (suite / "node" / base / f"{vx.DATA_SET}/input_0.pb").read_bytes()
+    records = sx.read_manifest(suite).records
+    expected = (suite / "node" / base / cx.OUTPUT_FILE).read_bytes()
+    x = (suite / "node" / base / f"{cx.DATA_SET}/input_0.pb").read_bytes()
     for variant in ALL:
         name = base if variant == "inputs" else f"{base}__{variant}"
         rec = records[name]
         assert (rec.variant, rec.base_case) == (variant, base), name
-        assert (suite / "node" / name / vx.OUTPUT_FILE).read_bytes() == expected, name
-        assert (suite / "node" / name / f"{vx.DATA_SET}/input_0.pb").read_bytes() == x, name
+        assert (suite / "node" / name / cx.OUTPUT_FILE).read_bytes() == expected, name
+        assert (suite / "node" / name / f"{cx.DATA_SET}/input_0.pb").read_bytes() == x, name
         n_inputs = 3 if variant == "inputs" else 1  # X, W, B inputs; or X alone
         assert len(rec.input_files) == n_inputs, name
         onnx.checker.check_model(_model(suite, name), full_check=True)
@@ -68,7 +70,7 @@ def test_each_variant_is_its_own_case_directory_with_the_same_expected_output(su
 
 def test_constant_weights_variants_hold_the_cases_w_and_b_as_initializers(suite):
     base = "rank2_s2_p1_bias_float32_random"
-    inputs = vx.read_case(suite, vx.read_manifest(suite).records[base])
+    inputs = sx.read_case(suite, sx.read_manifest(suite).records[base])
     for variant in ALL[1:]:
         model = _model(suite, f"{base}__{variant}")
         assert [i.name for i in model.graph.input] == ["X"]
@@ -90,7 +92,7 @@ def test_symbolic_dimensions_are_declared_as_dim_params(suite):
 
 
 def test_opset1_and_must_reject_cases_keep_only_the_inputs_form(suite):
-    names = set(vx.read_manifest(suite).records)
+    names = set(sx.read_manifest(suite).records)
     # IR 3 (opset 1) makes every initializer a graph input too: there is no constant form.
     assert "opset1_pads_float32_exact_opset1" in names
     assert not [n for n in names if n.startswith("opset1_pads") and "__" in n]
@@ -98,20 +100,20 @@ def test_opset1_and_must_reject_cases_keep_only_the_inputs_form(suite):
 
 
 def test_reader_gives_every_variant_the_same_operands(suite):
-    records = vx.read_manifest(suite).records
-    base = vx.read_case(suite, records["seed_basic"])
+    records = sx.read_manifest(suite).records
+    base = sx.read_case(suite, records["seed_basic"])
     for variant in ALL[1:]:
-        case = vx.read_case(suite, records[f"seed_basic__{variant}"])
+        case = sx.read_case(suite, records[f"seed_basic__{variant}"])
         assert [a.tobytes() for a in case.operands] == [a.tobytes() for a in base.operands]
         assert [n for n, _ in case.inputs] == ["X"]
 
 
 def test_a_manifest_record_with_an_unknown_variant_is_refused():
     rec = json.loads((VECTORS / "manifest.json").read_text())["cases"][0]
-    with pytest.raises(vx.RecordError, match="variant"):
-        vx.parse_record({**rec, "variant": "weights-as-attributes"})
-    with pytest.raises(vx.RecordError, match="base_case"):
-        vx.parse_record({**rec, "variant": "dynamic-batch"})  # its name is the base case's
+    with pytest.raises(sx.RecordError, match="variant"):
+        sx.parse_record({**rec, "variant": "weights-as-attributes"})
+    with pytest.raises(sx.RecordError, match="base_case"):
+        sx.parse_record({**rec, "variant": "dynamic-batch"})  # its name is the base case's
 
 
 def test_onnxruntime_gives_no_variant_another_verdict(suite):
@@ -123,7 +125,7 @@ def test_onnxruntime_gives_no_variant_another_verdict(suite):
 
 
 def test_committed_suite_holds_all_four_variants_of_every_case_they_apply_to():
-    records = vx.read_manifest(VECTORS).records
+    records = sx.read_manifest(VECTORS).records
     bases = {r.base_case for r in records.values()}
     by_variant = {v: {r.base_case for r in records.values() if r.variant == v} for v in ALL}
     assert by_variant["inputs"] == bases
@@ -179,7 +181,7 @@ def test_full_suite_has_every_layer_at_its_real_size_and_the_default_suite_the_s
 
 
 def test_committed_layer_cases_are_bit_exact_integer_data():
-    records = vx.read_manifest(VECTORS).records
+    records = sx.read_manifest(VECTORS).records
     layers = [r for r in records.values() if r.family == "layer"]
     assert len(layers) >= 4 * 8
     assert all(r.tolerance.bitexact for r in layers)
@@ -203,7 +205,7 @@ def test_full_rank_output_shape_is_refused_by_default_and_read_as_its_tail_under
 
 
 def test_full_rank_reject_cases_carry_the_ambiguity_only_when_n_and_c_match():
-    records = vx.read_manifest(VECTORS).records
+    records = sx.read_manifest(VECTORS).records
     assert records["reject_output_shape_full_rank"].ambiguities == ("output-shape-rank",)
     assert records["reject_output_shape_full_rank_mismatch"].ambiguities == ()
     assert all(not r.ambiguities for n, r in records.items() if r.expect == "reject" and "full_rank" not in n)

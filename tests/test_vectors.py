@@ -16,9 +16,11 @@ from test_reference import SEED_CASES
 
 import opref
 from opref import cases as cs
+from opref import codec as cx
+from opref import suite as sx
 from opref import vectors as vx
 from opref.direct import direct_conv_transpose
-from opref.model import node_attributes
+from opref.model import ir_version_for, node_attributes
 from opref.readings import AMBIGUITIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,12 +30,12 @@ RECORDS = {r["name"]: r for r in MANIFEST["cases"]}
 CHECKER = json.loads((VECTORS / "checker.json").read_text())
 
 
-SUITE = vx.read_manifest(VECTORS)
+SUITE = sx.read_manifest(VECTORS)
 
 
 def load_case(name: str):
     """The model, the node's operands and the expected output, through opref's one case reader."""
-    case = vx.read_case(VECTORS, SUITE.records[name])
+    case = sx.read_case(VECTORS, SUITE.records[name])
     return onnx.load_from_string(case.model), list(case.operands), case.expected
 
 
@@ -87,9 +89,9 @@ def test_every_case_directory_has_the_backend_layout():
         n_inputs = 3 if rec["b_shape"] is not None else 2
         if rec["variant"] != "inputs":
             n_inputs = 1  # W and B are the model's initializers
-        expected = ["model.onnx"] + [f"{vx.DATA_SET}/input_{i}.pb" for i in range(n_inputs)]
+        expected = ["model.onnx"] + [f"{cx.DATA_SET}/input_{i}.pb" for i in range(n_inputs)]
         if rec["expect"] == "output":
-            expected.append(f"{vx.DATA_SET}/output_0.pb")
+            expected.append(f"{cx.DATA_SET}/output_0.pb")
         assert listed == sorted(expected), name
         assert sorted(rec["files"]) == listed, name
 
@@ -142,7 +144,7 @@ def test_onnx_cases_hold_onnxs_own_expected_outputs():
 def test_models_carry_explicit_fields():
     for name, rec in RECORDS.items():
         model, inputs, _ = load_case(name)
-        assert model.ir_version == rec["ir_version"] == vx.ir_version_for(rec["opset"]), name
+        assert model.ir_version == rec["ir_version"] == ir_version_for(rec["opset"]), name
         assert model.producer_name == "opref" and model.producer_version == opref.__version__
         assert [(o.domain, o.version) for o in model.opset_import] == [("", rec["opset"])]
         assert model.graph.node[0].name == name
@@ -165,7 +167,7 @@ def test_models_carry_explicit_fields():
 def test_ir_versions_match_onnxs_release_table():
     for opset in (1, 7, 11, 13, 17, 21, 22, 23):
         first_release = min((row for row in helper.VERSION_TABLE if row[2] >= opset), key=lambda r: r[2])
-        assert vx.ir_version_for(opset) == first_release[1], opset
+        assert ir_version_for(opset) == first_release[1], opset
 
 
 def test_must_reject_cases_carry_inputs_but_no_output_and_opref_refuses_them():
@@ -241,7 +243,7 @@ def test_generation_is_deterministic_and_random_family_seeded(tmp_path):
 
 def test_refuses_a_directory_that_is_not_a_suite(tmp_path):
     (tmp_path / "mine.txt").write_text("precious")
-    with pytest.raises(vx.SuiteError, match="not an opref suite"):
+    with pytest.raises(cx.SuiteError, match="not an opref suite"):
         vx.generate(tmp_path, cs.catalog(only=["seed_basic"]), {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
 

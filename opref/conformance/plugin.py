@@ -12,7 +12,7 @@ import pytest
 
 from opref.expectations import read_expected
 from opref.pool import CaseRunner
-from opref.vectors import read_case, read_manifest, verify
+from opref.suite import read_case, read_manifest, verify
 
 
 def pytest_addoption(parser):

@@ -1,0 +1,60 @@
+"""The suite's file format, below both writing and reading it: the backend-test layout's
+names, the tensor file codec (TensorProto with raw little-endian data), the digest files are
+listed under, and :class:`SuiteError`."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import onnx
+
+from opref.dtypes import DTYPES, dtype_of
+
+MANIFEST = "manifest.json"
+CHECKER = "checker.json"
+FORMAT = 1
+DATA_SET = "test_data_set_0"
+OUTPUT_FILE = f"{DATA_SET}/output_0.pb"
+
+
+class SuiteError(Exception):
+    """A suite directory cannot be written or read as asked."""
+
+
+def sha256(data: bytes) -> str:
+    """The digest a manifest lists each file under."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def tensor_proto(array: np.ndarray, name: str) -> onnx.TensorProto:
+    """A TensorProto with raw little-endian data, built field by field (no version defaults)."""
+    dt = dtype_of(array, name)
+    t = onnx.TensorProto()
+    t.name = name
+    t.data_type = dt.onnx_type
+    t.dims.extend(int(d) for d in array.shape)
+    t.raw_data = np.ascontiguousarray(array, dtype=dt.numpy.newbyteorder("<")).tobytes()
+    return t
+
+
+def read_tensor(data: bytes) -> np.ndarray:
+    """Parse a serialized TensorProto of one of the four float types into an array."""
+    t = onnx.TensorProto()
+    t.ParseFromString(data)
+    by_id = {d.onnx_type: d for d in DTYPES.values()}
+    if t.data_type not in by_id:
+        raise SuiteError(f"tensor {t.name!r} has ONNX data type {t.data_type}, not a float type opref knows")
+    dt = by_id[t.data_type]
+    shape = tuple(t.dims)
+    if t.HasField("raw_data"):
+        arr = np.frombuffer(t.raw_data, dtype=dt.numpy.newbyteorder("<"))
+    else:
+        from onnx import numpy_helper
+
+        arr = numpy_helper.to_array(t).reshape(-1)
+    if arr.size != int(np.prod(shape)):
+        raise SuiteError(f"tensor {t.name!r}: {arr.size} values for shape {list(shape)}")
+    return arr.astype(dt.numpy, copy=False).reshape(shape)  # a view where the bytes allow it
+
+
