@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+from opref import gpu as gc
 
-import gpu_check as gc  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = ROOT / "scripts" / "gpu-check"
 WHEEL_NAME = "onnxruntime_gpu-1.31.1-{tag}-{tag}-manylinux_2_28_x86_64.whl"
