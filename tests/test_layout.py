@@ -16,7 +16,7 @@ PACKAGE = ROOT / "opref"
 FLOORS: dict[int, tuple[str, ...]] = {
     1: ("readings", "dtypes", "verdicts", "errors", "version"),
     2: ("geometry", "model", "codec", "outdir", "runtimes"),
-    3: ("cases", "reference", "direct", "frameworks", "tolerance"),
+    3: ("catalog", "cases", "reference", "direct", "frameworks", "tolerance"),
     4: ("vectors",),
     5: ("boundary", "protocol", "suite"),
     6: ("pool", "worker", "judge", "expectations", "diagnose"),
@@ -25,7 +25,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     9: ("cli", "__main__"),
 }
 LINE_LIMIT = 600
-OVER_THE_LIMIT = {"opref/cases.py"}  # the catalog is data
+OVER_THE_LIMIT = {"opref/catalog.py"}  # the catalog's data
 NOT_YET_MOVED = {"bench.py"}  # moves into the package with issue 27's bench work
 
 

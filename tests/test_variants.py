@@ -19,6 +19,7 @@ from opref import cases as cs
 from opref import codec as cx
 from opref import suite as sx
 from opref import vectors as vx
+from opref.catalog import LAYERS
 from opref.report import aggregate, markdown, variant_of, variant_views
 from opref.validate import validate
 
@@ -140,7 +141,7 @@ def test_committed_suite_holds_all_four_variants_of_every_case_they_apply_to():
 
 
 def test_layers_cover_the_networks_the_issue_names_at_their_published_sizes():
-    layers = {la.name: la for la in cs.LAYERS}
+    layers = {la.name: la for la in LAYERS}
     # (X, W, attributes) as published: FCN's score upsampling (21 classes), U-Net's first
     # up-conv, DCGAN's projection, Mask R-CNN's mask head, a 3-D U-Net and HiFi-GAN's upsamplers.
     assert layers["fcn8s_upscore8"].w == (21, 21, 16, 16) and layers["fcn8s_upscore8"].attrs["strides"] == [
@@ -157,7 +158,7 @@ def test_layers_cover_the_networks_the_issue_names_at_their_published_sizes():
     assert layers["nnunet3d_upconv"].x[2:] == (32, 32, 32)
     assert layers["hifigan_up1"].w[2:] == (16,) and layers["hifigan_up1"].attrs["pads"] == [4, 4]
     assert layers["bilinear_x2_depthwise"].attrs["group"] == layers["bilinear_x2_depthwise"].x[1]
-    for la in cs.LAYERS:
+    for la in LAYERS:
         assert la.citation, la.name
         if la.small is not None:  # the committed size keeps channels, kernel and attributes
             assert la.small[1] == la.x[1] and len(la.small) == len(la.x), la.name
@@ -167,16 +168,16 @@ def test_layers_cover_the_networks_the_issue_names_at_their_published_sizes():
 
 def test_full_suite_has_every_layer_at_its_real_size_and_the_default_suite_the_small_ones():
     full = {c.name: c for c in cs.layer_cases("full")}
-    assert len(full) == 2 * len(cs.LAYERS)
+    assert len(full) == 2 * len(LAYERS)
     assert full["layer_unet_upconv1_float32_exact"].x_shape == (1, 1024, 28, 28)
     default = cs.layer_cases("default")
     assert {c.name for c in default} == {
         f"layer_{la.name}{'' if la.small == la.x else '_small'}_float32_exact"
-        for la in cs.LAYERS
+        for la in LAYERS
         if la.small is not None
     }
     assert all(
-        c.description.startswith(next(la.citation for la in cs.LAYERS if la.name in c.name)) for c in default
+        c.description.startswith(next(la.citation for la in LAYERS if la.name in c.name)) for c in default
     )
 
 
