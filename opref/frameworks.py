@@ -404,7 +404,7 @@ def _tf_layer(
             list(target),
             f"does not fit the input: a forward convolution ({mode}) of this size gives "
             f"{expected}, not X's {list(x[2:])} ({framework} refuses it; TFLite's "
-            "TRANSPOSE_CONV does not check, and has no ONNX spelling then)",
+            "TRANSPOSE_CONV does not check it; opref spells only what TensorFlow accepts)",
         )
     ends, extra = [], []
     for i in range(r):

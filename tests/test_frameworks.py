@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import opref
@@ -73,8 +73,10 @@ def tf_like(X, W, out_sizes, strides, padding, dilations):
         if padding == "SAME":
             forward_out = -(-o // strides[i])
             begins.append(max((forward_out - 1) * strides[i] + k_eff - o, 0) // 2)
-        else:
+        elif padding == "VALID":
             begins.append(0)
+        else:  # explicit (begin, end) pairs: the forward convolution's own padding
+            begins.append(padding[i][0])
     return window(full_scatter(X, W, strides, dilations), begins, out_sizes)
 
 
@@ -224,8 +226,8 @@ def test_pytorch_spelling_computes_what_pytorch_does(layer):
 @st.composite
 def tf_layers(draw):
     r = draw(st.integers(1, 2))
-    padding = draw(st.sampled_from(["SAME", "VALID"]))
-    axes = []
+    padding = draw(st.sampled_from(["SAME", "VALID", "EXPLICIT"]))
+    axes, pairs = [], []
     for _ in range(r):
         size, k, s, d = (
             draw(st.integers(1, 4)),
@@ -237,10 +239,16 @@ def tf_layers(draw):
         # The output sizes TF accepts: those whose forward convolution gives X's size.
         if padding == "SAME":
             o = draw(st.integers((size - 1) * s + 1, size * s))
-        else:
+        elif padding == "VALID":
             o = draw(st.integers((size - 1) * s + k_eff, (size - 1) * s + k_eff + s - 1))
+        else:
+            b, e = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+            low = (size - 1) * s + k_eff - b - e
+            assume(low + s - 1 >= 1)
+            o = draw(st.integers(max(low, 1), low + s - 1))
+            pairs.append([b, e])
         axes.append((size, k, s, d, o))
-    return r, padding, axes, draw(st.integers(0, 2**16))
+    return r, pairs if padding == "EXPLICIT" else padding, axes, draw(st.integers(0, 2**16))
 
 
 @SETTINGS
