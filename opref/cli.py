@@ -38,6 +38,7 @@ def _reading(text: str) -> tuple[str, str]:
 # Options whose value is a comma-separated list of integers, possibly negative.
 _INT_LISTS = ("--x-shape", "--w-shape", "--dilations", "--kernel-shape", "--output-padding")
 _INT_LISTS += ("--output-shape", "--pads", "--strides")
+_INT_LISTS += ("--stride", "--dilation", "--dilation-rate", "--output-size", "--padding")
 _NEGATIVE_LIST = re.compile(r"-\d+(,\s*-?\d+)*,?")
 
 
@@ -60,10 +61,10 @@ def _join_negative_lists(argv: Sequence[str]) -> list[str]:
 def _add_attribute_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--x-shape", type=_ints, required=True, help="X's shape, e.g. 1,1,3,3")
     p.add_argument("--w-shape", type=_ints, required=True, help="W's shape, e.g. 1,2,3,3")
-    p.add_argument("--auto-pad", default="NOTSET", help="NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+    p.add_argument("--auto-pad", default=None, help="NOTSET (default), SAME_UPPER, SAME_LOWER or VALID")
     for name in ("dilations", "kernel_shape", "output_padding", "output_shape", "pads", "strides"):
         p.add_argument(f"--{name.replace('_', '-')}", type=_ints, default=None, dest=name)
-    p.add_argument("--group", type=int, default=1)
+    p.add_argument("--group", type=int, default=None, help="default 1")
     p.add_argument("--opset", type=int, choices=OPSETS, default=22, help="the ConvTranspose version")
     p.add_argument("--bias", action="store_true", help="the node has a bias input B of shape [M]")
     p.add_argument(
@@ -78,9 +79,9 @@ def _add_attribute_options(p: argparse.ArgumentParser) -> None:
 
 def _attributes(args: argparse.Namespace) -> dict:
     return {
-        "auto_pad": args.auto_pad,
+        "auto_pad": args.auto_pad or "NOTSET",
         "dilations": args.dilations,
-        "group": args.group,
+        "group": 1 if args.group is None else args.group,
         "kernel_shape": args.kernel_shape,
         "output_padding": args.output_padding,
         "output_shape": args.output_shape,
@@ -97,27 +98,11 @@ def _json_value(value: object) -> object:
     return value
 
 
-def cmd_explain(args: argparse.Namespace) -> int:
-    try:
-        geo = geometry(
-            args.x_shape,
-            args.w_shape,
-            **_attributes(args),
-            opset=args.opset,
-            readings=dict(args.reading),
-            b_shape=[args.w_shape[1] * args.group] if args.bias and len(args.w_shape) > 1 else None,
-        )
-    except SpecError as exc:
-        if not args.json:
-            raise
-        error = {"attribute": exc.attribute, "value": _json_value(exc.value), "rule": exc.rule}
-        print(json.dumps({"error": {**error, "message": str(exc)}}, indent=2))
-        return 2
-    if args.json:
-        print(json.dumps(to_dict(geo), indent=2))
-        return 0
+def _print_geometry(geo, pads_given: bool) -> None:
+    """The explanation of a resolved geometry: the rule, the formulas with this case's
+    numbers, pads, output shape and the ambiguities it touches."""
     print(f"ConvTranspose X{list(geo.x_shape)} W{list(geo.w_shape)} group={geo.group} opset={geo.opset}")
-    ignored = " (pads ignored)" if geo.rule.value == "output_shape" and args.pads else ""
+    ignored = " (pads ignored)" if geo.rule.value == "output_shape" and pads_given else ""
     print(f"rule: {geo.rule.value}{ignored}")
     for line in formula_lines(geo):
         print(line)
@@ -129,6 +114,136 @@ def cmd_explain(args: argparse.Namespace) -> int:
         amb = rd.AMBIGUITIES[aid]
         print(f"ambiguity {aid}: {amb.summary}")
         print(f"    computed under reading '{geo.readings[aid]}': {amb.readings[geo.readings[aid]]}")
+
+
+def _print_spec_error(exc: SpecError) -> int:
+    error = {"attribute": exc.attribute, "value": _json_value(exc.value), "rule": exc.rule}
+    print(json.dumps({"error": {**error, "message": str(exc)}}, indent=2))
+    return 2
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    if args.framework:
+        return _explain_framework(args)
+    foreign = [f"--{o.replace('_', '-')}" for o in _FRAMEWORK_ONLY if getattr(args, o) is not None]
+    if foreign:
+        print(f"opref: error: {', '.join(foreign)}: only with --from FRAMEWORK", file=sys.stderr)
+        return 2
+    try:
+        geo = geometry(
+            args.x_shape,
+            args.w_shape,
+            **_attributes(args),
+            opset=args.opset,
+            readings=dict(args.reading),
+            b_shape=[args.w_shape[1] * (args.group or 1)] if args.bias and len(args.w_shape) > 1 else None,
+        )
+    except SpecError as exc:
+        if not args.json:
+            raise
+        return _print_spec_error(exc)
+    if args.json:
+        print(json.dumps(to_dict(geo), indent=2))
+        return 0
+    _print_geometry(geo, bool(args.pads))
+    return 0
+
+
+# explain --from: each framework's own argument names (the keywords of its opref.frameworks
+# function), and the ONNX-only options that have no meaning there.
+_FRAMEWORK_ARGUMENTS = {
+    "pytorch": ("stride", "padding", "output_padding", "dilation", "groups", "output_size"),
+    "keras": ("strides", "padding", "output_padding", "dilation_rate"),
+    "tensorflow": ("output_shape", "strides", "padding", "dilations"),
+    "paddle": ("stride", "padding", "output_padding", "dilation", "groups", "output_size"),
+}
+_FRAMEWORK_ONLY = ("stride", "padding", "dilation", "dilation_rate", "groups", "output_size")
+_ONNX_ONLY = ("auto_pad", "kernel_shape", "pads", "group")
+_PER_AXIS = ("stride", "strides", "output_padding", "dilation", "dilations", "dilation_rate")
+
+
+def _framework_padding(framework: str, text: str) -> object:
+    if re.fullmatch(r"[A-Za-z]+", text.strip()):
+        return text.strip()
+    values = _ints(text)
+    if framework == "tensorflow":  # explicit (begin, end) pairs, written flat
+        return [values[i : i + 2] for i in range(0, len(values), 2)]
+    return values[0] if len(values) == 1 else values
+
+
+def _framework_keywords(args: argparse.Namespace) -> dict:
+    """The keywords of the framework's opref.frameworks function, from the options given.
+
+    An option that is not that framework's (another framework's, or an ONNX attribute)
+    raises ValueError: a usage error, not a rule of the spec."""
+    framework = args.framework
+    allowed = _FRAMEWORK_ARGUMENTS[framework]
+    given = [
+        o for o in (*_FRAMEWORK_ONLY, *_ONNX_ONLY, *_PER_AXIS, "output_shape") if getattr(args, o) is not None
+    ]
+    stray = sorted({o for o in given if o not in allowed} | ({"bias"} if args.bias else set()))
+    if stray:
+        names = ", ".join(f"--{o.replace('_', '-')}" for o in stray)
+        known = ", ".join(f"--{o.replace('_', '-')}" for o in allowed)
+        raise ValueError(f"{names}: not an argument of --from {framework} (its arguments: {known})")
+    keywords = {}
+    for name in allowed:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if name == "padding":
+            value = _framework_padding(framework, value)
+        elif name in _PER_AXIS and len(value) == 1:
+            value = value[0]
+        keywords[name] = value
+    if framework == "tensorflow":
+        missing = [
+            f"--{o.replace('_', '-')}" for o in ("output_shape", "strides", "padding") if o not in keywords
+        ]
+        if missing:
+            raise ValueError(f"--from tensorflow needs {', '.join(missing)}")
+    return keywords
+
+
+def _explain_framework(args: argparse.Namespace) -> int:
+    from opref.frameworks import SPELLERS
+
+    try:
+        keywords = _framework_keywords(args)
+    except ValueError as exc:
+        print(f"opref: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.framework == "tensorflow":
+            output_shape = keywords.pop("output_shape")
+            spelling = SPELLERS["tensorflow"](args.x_shape, args.w_shape, output_shape, **keywords)
+        else:
+            spelling = SPELLERS[args.framework](args.x_shape, args.w_shape, **keywords)
+        geo = geometry(
+            spelling.x_shape,
+            spelling.w_shape,
+            **spelling.attributes,
+            opset=args.opset,
+            readings=dict(args.reading),
+        )
+    except SpecError as exc:
+        if not args.json:
+            raise
+        return _print_spec_error(exc)
+    if args.json:
+        print(json.dumps({"spelling": spelling.to_dict(), "geometry": to_dict(geo)}, indent=2))
+        return 0
+    attributes = " ".join(
+        f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in spelling.attributes.items()
+    )
+    print(f"{spelling.framework} layer, output {list(spelling.output_shape)}, spelled in ONNX as:")
+    print(f"    {attributes}")
+    depends = ", ".join(spelling.ambiguities) or "none (the spec text alone decides it)"
+    print(f"spelling depends on: {depends}")
+    for note in spelling.notes:
+        print(f"note: {note}")
+    print()
+    _print_geometry(geo, True)
     return 0
 
 
@@ -343,6 +458,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="resolve pads and output shape for shapes and attributes")
     _add_attribute_options(p)
     p.add_argument("--json", action="store_true", help="print the resolved geometry as JSON")
+    p.add_argument(
+        "--from",
+        dest="framework",
+        choices=["pytorch", "keras", "tensorflow", "paddle"],
+        help="spell a framework layer in ONNX first; takes that framework's argument names "
+        "(pytorch/paddle: --stride --padding --output-padding --dilation --groups --output-size; "
+        "keras: --strides --padding --output-padding --dilation-rate; tensorflow: --output-shape "
+        "--strides --padding --dilations); shapes in ONNX layout",
+    )
+    for name in ("stride", "dilation", "dilation_rate", "output_size"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=_ints, default=None, dest=name)
+    p.add_argument("--padding", default=None, help="with --from: an int list, or same/valid")
+    p.add_argument("--groups", type=int, default=None)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("generate", help="write a conformance suite in ONNX's backend-test layout")

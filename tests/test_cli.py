@@ -209,3 +209,105 @@ def test_explain_unknown_reading_is_a_usage_error(capsys, reading, named):
         main(["explain", *ONNX_OUTPUT_SHAPE, "--reading", reading])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "usage:" in err and named in err, err
+
+
+# --- explain --from: a framework layer's ONNX spelling, then its explanation --------------
+
+
+def test_explain_from_pytorch_output_size(capsys):
+    # PyTorch: O = (3-1)*3 - 2*1 + (3-1) + a + 1 = 7 + a; output_size 9 sets a = 2.
+    args = ["--from", "pytorch", "--x-shape", "1,1,3", "--w-shape", "1,1,3"]
+    code, out, _ = explain(capsys, *args, "--stride", "3", "--padding", "1", "--output-size", "9")
+    assert code == 0, out
+    assert "PyTorch layer, output [1, 1, 9]" in out
+    assert "pads=[1, 1] output_padding=[2]" in out
+    assert "spelling depends on: none" in out
+    assert "note: output_shape=[9] would differ" in out
+    assert "rule: pads" in out and "output shape: [1, 1, 9]" in out
+    assert _check_numbers(out) >= 2
+
+
+def test_explain_from_keras_same_with_a_small_kernel(capsys):
+    args = [
+        "--from",
+        "keras",
+        "--x-shape",
+        "1,1,3",
+        "--w-shape",
+        "1,1,1",
+        "--strides",
+        "2",
+        "--padding",
+        "same",
+    ]
+    code, out, _ = explain(capsys, *args)
+    assert code == 0
+    assert "pads=[0, 0] output_padding=[1]" in out and "output shape: [1, 1, 6]" in out
+    assert "auto_pad=SAME_UPPER would differ" in out and "only under reading(s) trunc" in out
+
+
+def test_explain_from_tensorflow_json(capsys):
+    args = ["--from", "tensorflow", "--x-shape", "1,1,1,2", "--w-shape", "1,1,3,3", "--json"]
+    code, out, _ = explain(capsys, *args, "--output-shape", "3,4", "--strides", "3", "--padding", "SAME")
+    assert code == 0
+    doc = json.loads(out)
+    # TFLite's AccuracyTest layer: width 4 from 2 inputs at stride 3, begin pad 1.
+    assert doc["spelling"]["attributes"]["pads"] == [0, 1, 0, 1]
+    assert doc["spelling"]["ambiguities"] == []
+    assert doc["geometry"]["output_shape"] == [1, 1, 3, 4]
+
+
+def test_explain_from_paddle_same(capsys):
+    args = [
+        "--from",
+        "paddle",
+        "--x-shape",
+        "1,1,5",
+        "--w-shape",
+        "1,1,3",
+        "--stride",
+        "2",
+        "--padding",
+        "SAME",
+    ]
+    code, out, _ = explain(capsys, *args)
+    assert code == 0
+    # pad_sum = max((3-1)*2 + 3 - 5, 0) = 2: pads 1, 1; O = 4*2 - 2 + 3 = 9 (ONNX SAME: 10).
+    assert "pads=[1, 1]" in out and "output shape: [1, 1, 9]" in out
+    assert "auto_pad=SAME_UPPER would differ" in out
+
+
+def test_explain_from_pytorch_burn_layer_names_the_ambiguity(capsys):
+    args = ["--from", "pytorch", "--x-shape", "1,1,4", "--w-shape", "1,1,3", "--dilation", "2"]
+    code, out, _ = explain(capsys, *args, "--output-padding", "1")
+    assert code == 0
+    assert "spelling depends on: output-padding-bound" in out
+    code, _, err = explain(capsys, *args, "--output-padding", "1", "--reading", "output-padding-bound=stride")
+    assert code == 2 and "output_padding[0]=1 must be less than stride=1" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "keras", "--stride", "2"], "--stride: not an argument of --from keras"),
+        (["--from", "pytorch", "--pads", "0,0"], "--pads: not an argument of --from pytorch"),
+        (["--from", "tensorflow", "--strides", "2"], "--from tensorflow needs --output-shape, --padding"),
+        (["--stride", "2"], "--stride: only with --from FRAMEWORK"),
+        (
+            ["--from", "pytorch", "--stride", "2", "--output-padding", "2"],
+            "must be smaller than max(stride, dilation)",
+        ),
+        (["--from", "pytorch", "--padding", "-1"], "padding=-1 must be >= 0"),
+        (["--from", "keras", "--padding", "full"], "must be 'valid' or 'same'"),
+    ],
+)
+def test_explain_from_usage_and_framework_errors_exit_2(capsys, args, message):
+    code, out, err = explain(capsys, "--x-shape", "1,1,3", "--w-shape", "1,1,3", *args)
+    assert code == 2 and message in err, (out, err)
+
+
+def test_explain_from_json_error(capsys):
+    args = ["--from", "paddle", "--x-shape", "1,1,3", "--w-shape", "1,1,3", "--json"]
+    code, out, _ = explain(capsys, *args, "--stride", "2", "--output-size", "9")
+    assert code == 2
+    assert json.loads(out)["error"]["attribute"] == "output_size[0]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import os
 import re
 import subprocess
@@ -98,3 +99,45 @@ def test_the_wheel_installs_and_runs(tmp_path):
     import opref  # noqa: F401 - the installed copy, not this checkout, answered above
 
     assert (target / "opref" / "worker.py").is_file()
+
+
+def frameworks_recipe() -> tuple[str, str]:
+    """The README's opref.frameworks recipe: a doctest block and a shell transcript."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(
+        r"<!-- frameworks-recipe -->\n```python\n(.*?)```\n\n```\n(.*?)```\n<!-- /frameworks-recipe -->",
+        text,
+        re.S,
+    )
+    assert block, "the README lost its marked opref.frameworks recipe"
+    return block.group(1), block.group(2)
+
+
+def test_the_frameworks_recipe_runs_as_written():
+    python, _ = frameworks_recipe()
+    test = doctest.DocTestParser().get_doctest(python, {}, "README frameworks recipe", "README.md", 0)
+    assert len(test.examples) >= 6
+    runner = doctest.DocTestRunner()
+    out: list[str] = []
+    runner.run(test, out=out.append)
+    assert runner.summarize(verbose=False).failed == 0, "".join(out)
+
+
+def _matches(shown: list[str], printed: list[str]) -> bool:
+    """Each shown line is the next printed line; '...' skips any number of lines."""
+    if not shown:
+        return True
+    if shown[0] == "...":
+        return any(_matches(shown[1:], printed[i:]) for i in range(len(printed) + 1))
+    return bool(printed) and printed[0] == shown[0] and _matches(shown[1:], printed[1:])
+
+
+def test_the_frameworks_explain_transcript_is_what_opref_prints():
+    _, shell = frameworks_recipe()
+    commands = re.findall(r"^\$ (.*)\n((?:(?!\$ ).*\n)*)", shell, re.M)
+    assert commands
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for command, shown in commands:
+        run = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert _matches(shown.splitlines(), run.stdout.splitlines()), (command, run.stdout)
