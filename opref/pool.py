@@ -208,6 +208,9 @@ class Worker:
         except (ProtocolError, OSError) as exc:
             why = f"the worker's answer is malformed: {exc}"
             return Answer(None, None, Verdict.ERROR, why, time.monotonic() - t0)
+        except Exception as exc:  # anything else a reply makes decoding raise (RecursionError, ...)
+            why = f"the worker's answer is malformed: decoding it raised {type(exc).__name__}: {exc}"
+            return Answer(None, None, Verdict.ERROR, why[:1000], time.monotonic() - t0)
         return Answer(header, output, None, "", time.monotonic() - t0)
 
     def stop(self, graceful: bool = True) -> None:
@@ -236,6 +239,10 @@ def _log_size(log) -> int:
 
 
 T = TypeVar("T")
+
+
+def _lost(why: str) -> Answer:
+    return Answer(None, None, Verdict.ERROR, why[:1000], 0.0)
 
 
 @dataclass(frozen=True)
@@ -296,55 +303,84 @@ class Pool:
 
     def run(
         self, items: Iterable[T], prepare: Callable[[T], Job[T]]
-    ) -> Iterator[tuple[Job[T], Answer | None]]:
-        """Yield (job, answer) per item; answer None when the job has a problem (nothing ran)."""
+    ) -> Iterator[tuple[T, Job[T] | None, Answer | None]]:
+        """Yield (item, job, answer) exactly once per item, whatever happens to the slot that ran it.
+
+        ``answer`` is None when the job has a problem (nothing ran). ``job`` is None when opref
+        itself lost the item (its slot thread died, or no slot was left to take it); ``answer``
+        then says why. The parent keeps the account: every item a slot takes is held in
+        ``handed`` until its answer is queued, and what a dead slot held, or what no slot took,
+        is yielded with the reason. Stopping early (``close`` or the caller leaving) yields no more.
+        """
         source = iter(items)
         results: queue.Queue = queue.Queue(maxsize=self.jobs)
         broken: list[str] = []  # why no worker can be started any more
+        handed: dict[int, T] = {}  # slot -> the item it took and has not answered yet
+        exhausted = threading.Event()
         done = object()
 
-        def next_item():
+        def next_item(i: int):
             with self._lock:
-                return next(source, done)
+                item = next(source, done)
+                if item is done:
+                    exhausted.set()
+                else:
+                    handed[i] = item
+                return item
 
-        def slot(worker: Worker | None) -> None:
+        def answered(i: int, item: T, job: Job[T] | None, answer: Answer | None) -> None:
+            with self._lock:
+                handed.pop(i, None)
+            results.put((item, job, answer))
+
+        def run_one(item: T, worker: Worker | None) -> tuple[Job[T], Answer | None, Worker | None]:
+            try:
+                job = prepare(item)
+            except Exception as exc:  # opref's own failure to read a case: that case's problem
+                job = Job(item, None, problem=f"opref could not read the case: {type(exc).__name__}: {exc}")
+            if job.request is None:
+                return job, None, worker
+            if worker is None and not broken:
+                worker, why = self._start()
+                if worker is None and why != "stopped":
+                    broken.append(f"no worker could be started for {self.spec}: {why}")
+            if worker is None:
+                reason = broken[0] if broken else "stopped"
+                return job, Answer(None, None, Verdict.ERROR, reason, 0.0), None
+            answer = worker.call(job.request, self.timeout, job.output_limit)
+            if answer.failure is not None:  # never reused: it may be hung, dead or out of step
+                self._retire(worker, graceful=False)
+                worker = None
+            return job, answer, worker
+
+        def slot(i: int, worker: Worker | None) -> None:
+            ended = "it ended"
             try:
                 while not self._stop.is_set():
-                    item = next_item()
+                    item = next_item(i)
                     if item is done:
                         break
                     try:
-                        job = prepare(item)
-                    except Exception as exc:  # opref's own failure to read a case: that case's problem
-                        job = Job(
-                            item, None, problem=f"opref could not read the case: {type(exc).__name__}: {exc}"
-                        )
-                    if job.request is None:
-                        results.put((job, None))
-                        continue
-                    if worker is None and not broken:
-                        worker, why = self._start()
-                        if worker is None and why != "stopped":
-                            broken.append(f"no worker could be started for {self.spec}: {why}")
-                    if worker is None:
-                        reason = broken[0] if broken else "stopped"
-                        results.put((job, Answer(None, None, Verdict.ERROR, reason, 0.0)))
-                        continue
-                    answer = worker.call(job.request, self.timeout, job.output_limit)
-                    if answer.failure is not None:  # never reused: it may be hung, dead or out of step
-                        self._retire(worker, graceful=False)
-                        worker = None
-                    results.put((job, answer))
+                        job, answer, worker = run_one(item, worker)
+                    except Exception as exc:  # opref's failure around this case: its record says so
+                        if worker is not None:
+                            self._retire(worker, graceful=False)
+                            worker = None
+                        why = f"opref failed while running it: {type(exc).__name__}: {exc}"
+                        job, answer = None, _lost(why)
+                    answered(i, item, job, answer)
                     del job, answer  # hold no case while waiting for the next one
+            except BaseException as exc:
+                ended = f"its slot thread died: {type(exc).__name__}: {exc}"  # said in the record
             finally:
                 if worker is not None:
                     self._retire(worker)
-                results.put(done)
+                results.put((done, i, ended))
 
         first = self._first
         self._first = None
         threads = [
-            threading.Thread(target=slot, args=(first if i == 0 else None,), daemon=True)
+            threading.Thread(target=slot, args=(i, first if i == 0 else None), daemon=True)
             for i in range(self.jobs)
         ]
         for t in threads:
@@ -353,11 +389,21 @@ class Pool:
         try:
             while running:
                 got = results.get()
-                if got is done:
+                if got[0] is done:
                     running -= 1
+                    _, i, why = got
+                    with self._lock:
+                        lost = handed.pop(i, done)
+                    if lost is not done:
+                        yield lost, None, _lost(f"opref lost its answer: {why}")
                     continue
                 yield got
                 got = None
+            while not self._stop.is_set() and not exhausted.is_set():  # every slot is gone
+                item = next(source, done)
+                if item is done:
+                    break
+                yield item, None, _lost("opref had no slot left to run it (every slot thread died)")
         finally:
             self.close()
             # Drain so that no slot stays blocked on a full queue, then wait for them.

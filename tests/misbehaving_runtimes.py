@@ -6,6 +6,7 @@ runtime) within its deadlines, and leave no process behind.
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import sys
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx  # here, not in run(): a first case must not pay for the import
 
 import opref
 from opref.model import node_attributes
@@ -39,11 +41,9 @@ class Misbehaving:
         return RuntimeInfo(self.spec, "misbehaving", "0", True, "", details)
 
     def unit_roundoff(self, dtype: str) -> float | None:
-        return None
+        return 0.25 if self.mode == "loose-roundoff" else None
 
     def run(self, model: bytes, inputs: dict[str, np.ndarray]) -> Outcome:
-        import onnx
-
         parsed = onnx.load_from_string(model)
         node = parsed.graph.node[0]
         if self.case and node.name != self.case:
@@ -59,6 +59,11 @@ class Misbehaving:
             time.sleep(3600)
         if mode == "garbage":
             os.write(_answer_fd(), struct.pack("<Q", 5) + b"\xff\xfe{[(")
+            time.sleep(3600)
+        if mode in _RAW_REPLIES:  # a frame the worker's own checks would never let through
+            header = _RAW_REPLIES[mode](node.name)
+            frame = header if isinstance(header, bytes) else json.dumps(header).encode()
+            os.write(_answer_fd(), struct.pack("<Q", len(frame)) + frame + struct.pack("<Q", 0))
             time.sleep(3600)
         if mode == "fork-abort":
             if os.fork() == 0:  # the child keeps the answer pipe open, and would outlive the run
@@ -83,6 +88,33 @@ class Misbehaving:
         if mode == "huge-output":
             return Outcome(Status.OK, np.zeros(2**24, np.float32))
         raise ValueError(f"unknown mode {mode!r}")
+
+
+def _reply(case: str, shape: list[int]) -> dict:
+    output = {"dtype": "float32", "shape": shape}
+    return {
+        "kind": "reply",
+        "case": case,
+        "status": "ok",
+        "message": "",
+        "placement": "",
+        "unit_roundoff": None,
+        "output": output,
+    }
+
+
+_RAW_REPLIES = {
+    "deep-header": lambda case: (
+        b'{"kind": "reply", "case": '
+        + json.dumps(case).encode()
+        + b', "x": '
+        + b"[" * 5000
+        + b"]" * 5000
+        + b"}"
+    ),
+    "zero-dims-65": lambda case: _reply(case, [0] * 65),
+    "zero-huge-dims": lambda case: _reply(case, [0, 2**61, 2**61]),
+}
 
 
 def make(spec: str, options: dict[str, str]) -> Misbehaving:

@@ -36,12 +36,15 @@ def by_case(res, spec=None):
 
 @pytest.mark.parametrize("mode", ["hang-factory", "hang-info"])
 def test_an_adapter_hanging_at_start_up_is_unavailable_within_the_deadline(suite, mode):
+    # Only the runtime that never reports runs under the short deadline: a good one may take
+    # longer than 3 s to start on a loaded machine (that the run goes on after an unavailable
+    # runtime is test_a_replacement_worker_that_cannot_start_ends_that_runtime_only's).
     t0 = time.monotonic()
-    res = validate(suite, [f"{BAD}?mode={mode}", FAKE], start_timeout=3, timeout=5)
+    res = validate(suite, [f"{BAD}?mode={mode}"], start_timeout=3)
     assert time.monotonic() - t0 < 60
     rt = res.runtimes[0]
     assert not rt["available"] and "did not report within 3 s" in rt["reason"]
-    assert res.exit_code == 1 and by_case(res, FAKE)["seed_basic"]["verdict"] == "pass"
+    assert res.exit_code == 1 and res.records == []
 
 
 @pytest.mark.parametrize("mode", ["half-message", "garbage"])
@@ -157,6 +160,7 @@ def test_crash_excerpt_keeps_the_panic_line_and_reads_a_bounded_amount(tmp_path)
 
 
 def test_ctrl_c_keeps_what_finished_and_says_it_is_incomplete(suite, tmp_path):
+    marker = tmp_path / "hanging"
     out = tmp_path / "r"
     out.mkdir()
     (out / "results.json").write_text('{"complete": true, "records": ["from an earlier run"]}')
@@ -169,9 +173,9 @@ def test_ctrl_c_keeps_what_finished_and_says_it_is_incomplete(suite, tmp_path):
             "validate",
             str(suite),
             "--runtime",
-            f"{FAKE}?mode=hang&only=seed_stride2",
+            f"{FAKE}?mode=hang&only=seed_stride2&marker={marker}",
             "--timeout",
-            "60",
+            "600",
             "--out",
             str(out),
         ],
@@ -180,12 +184,8 @@ def test_ctrl_c_keeps_what_finished_and_says_it_is_incomplete(suite, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    for _ in range(300):  # until the worker sits on the hanging case
-        data = json.loads((out / "results.json").read_text())
-        if data.get("complete") is False:
-            break
+    while not marker.exists() and proc.poll() is None:  # until the worker sits on the hanging case
         time.sleep(0.05)
-    time.sleep(3)
     proc.send_signal(signal.SIGINT)
     stdout, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, stdout
@@ -193,3 +193,19 @@ def test_ctrl_c_keeps_what_finished_and_says_it_is_incomplete(suite, tmp_path):
     assert data["complete"] is False and "INTERRUPTED" in stdout
     assert {r["case"] for r in data["records"]} >= {"seed_basic"}  # what finished is kept
     assert "seed_stride2" not in {r["case"] for r in data["records"]}
+    missing = {m["case"] for m in data["missing"]}  # the pairs without a record are named
+    assert "seed_stride2" in missing and not missing & {r["case"] for r in data["records"]}
+
+
+# --- issue 22, guarantee 1: one record per selected pair ------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["deep-header", "zero-dims-65", "zero-huge-dims"])
+def test_a_reply_that_breaks_decoding_is_that_pair_s_error_and_the_run_goes_on(suite, mode):
+    res = validate(suite, [f"{BAD}?mode={mode}&only=seed_basic"], timeout=60)
+    cases = by_case(res)
+    assert set(cases) == {p.name for p in (suite / "node").iterdir()}, "a selected pair has no record"
+    rec = cases.pop("seed_basic")
+    assert rec["verdict"] == "error" and "malformed" in rec["message"], rec
+    assert {r["verdict"] for r in cases.values()} == {"pass", "rejected"}
+    assert res.complete and res.exit_code == 1
