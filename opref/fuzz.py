@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, reject, seed, setti
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException
 
+from opref import limits
 from opref.cases import Case, _freeze
 from opref.dtypes import DTYPES
 from opref.errors import SpecError
@@ -268,6 +269,14 @@ class FuzzSettings:
     max_elements: int = DEFAULT_MAX_ELEMENTS
     timeout: float = 20.0  # seconds per case before "timeout"
     start_timeout: float = DEFAULT_START_TIMEOUT
+
+    def __post_init__(self):
+        limits.count("examples", self.examples, 1, limits.MAX_EXAMPLES)
+        limits.count("max_elements", self.max_elements, 1, limits.MAX_ELEMENTS)
+        if self.time_budget is not None:
+            limits.seconds("time_budget", self.time_budget)
+        limits.seconds("timeout", self.timeout)
+        limits.seconds("start_timeout", self.start_timeout)
 
 
 def _hypothesis_settings(max_examples: int) -> settings:

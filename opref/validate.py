@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from opref import limits
 from opref.expectations import Expectation, expectation_for, stale
 from opref.judge import Judgement, judge
 from opref.pool import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, Job, Pool
@@ -309,6 +310,9 @@ def validate(
     Ctrl-C stops the run: the result then holds what finished and ``complete`` is False.
     """
     t0 = time.perf_counter()
+    limits.count("jobs", jobs, 1, limits.MAX_JOBS)  # usage errors before any work
+    limits.seconds("timeout", timeout)
+    limits.seconds("start_timeout", start_timeout)
     if save_tensors not in SAVE_POLICIES:
         raise ValueError(f"save_tensors={save_tensors!r}: must be one of {list(SAVE_POLICIES)}")
     save = (save_tensors, None if tensors_dir is None or save_tensors == "none" else Path(tensors_dir))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import sys
 import time
@@ -65,6 +66,33 @@ class Misbehaving:
             frame = header if isinstance(header, bytes) else json.dumps(header).encode()
             os.write(_answer_fd(), struct.pack("<Q", len(frame)) + frame + struct.pack("<Q", 0))
             time.sleep(3600)
+        if mode == "loose-roundoff":  # off by 2**-10 relative: wrong for float32, and it says u = 0.25
+            y = opref.conv_transpose(
+                *(inputs[n] for n in node.input),
+                **node_attributes(node),
+                opset=parsed.opset_import[0].version,
+            )
+            return Outcome(Status.OK, (y * (1 + 2.0**-10)).astype(y.dtype), "", "cpu")
+        if mode == "daemon":  # a helper that double-forks and leaves the session, then `then`
+            _daemonize(Path(self.options["pidfile"]))
+            then = self.options.get("then", "answer")
+            if then == "hang":
+                time.sleep(3600)
+            if then == "abort":
+                os.abort()
+            if then == "signal-parent":
+                os.kill(os.getppid(), getattr(signal, self.options.get("signal", "SIGINT")))
+                time.sleep(3600)
+            return Outcome(
+                Status.OK,
+                opref.conv_transpose(
+                    *(inputs[n] for n in node.input),
+                    **node_attributes(node),
+                    opset=parsed.opset_import[0].version,
+                ),
+                "",
+                "cpu",
+            )
         if mode == "fork-abort":
             if os.fork() == 0:  # the child keeps the answer pipe open, and would outlive the run
                 Path(self.options["pidfile"]).write_text(str(os.getpid()))
@@ -88,6 +116,21 @@ class Misbehaving:
         if mode == "huge-output":
             return Outcome(Status.OK, np.zeros(2**24, np.float32))
         raise ValueError(f"unknown mode {mode!r}")
+
+
+def _daemonize(pidfile: Path) -> None:
+    child = os.fork()
+    if child == 0:
+        os.setsid()
+        if os.fork() == 0:
+            pidfile.write_text(str(os.getpid()))
+            time.sleep(3600)
+        os._exit(0)
+    os.waitpid(child, 0)
+    for _ in range(6000):
+        if pidfile.exists() and pidfile.read_text():
+            return
+        time.sleep(0.01)
 
 
 def _reply(case: str, shape: list[int]) -> dict:

@@ -15,7 +15,7 @@ import pytest
 
 from opref import cases as cs
 from opref import vectors as vx
-from opref.pool import stderr_excerpt
+from opref.pool import StderrBuffer
 from opref.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,33 +130,26 @@ def test_runtime_details_that_are_not_plain_values_reach_the_parent_as_text(suit
     assert isinstance(details["handle"], str) and res.exit_code == 0
 
 
-def test_crash_excerpt_keeps_the_panic_line_and_reads_a_bounded_amount(tmp_path):
-    log_path = tmp_path / "stderr"
-    with open(log_path, "wb") as fh:
-        fh.write(b"starting\nthread 'main' panicked at 'not yet implemented: SameUpper'\n")
-        fh.write(b"   frame: some::deep::function\n" * 2_000_000)  # a 64 MB forced backtrace
-        fh.write(b"note: run with RUST_BACKTRACE=0\n")
+def test_a_runtime_s_stderr_is_held_bounded_and_keeps_the_panic_line():
+    read_fd, write_fd = os.pipe()
+    log = StderrBuffer(read_fd)
+    most = written = 0
 
-    class Counting:
-        def __init__(self, fh):
-            self.fh, self.read_bytes = fh, 0
+    def write(data: bytes) -> None:
+        nonlocal most, written
+        written += len(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view[: 2**16]) :]
+            most = max(most, log.held())
 
-        def fileno(self):
-            return self.fh.fileno()
-
-        def seek(self, n):
-            return self.fh.seek(n)
-
-        def read(self, n=-1):
-            data = self.fh.read(n)
-            self.read_bytes += len(data)
-            return data
-
-    with open(log_path, "rb") as fh:
-        log = Counting(fh)
-        text = stderr_excerpt(log)
+    write(b"starting\nthread 'main' panicked at 'not yet implemented: SameUpper'\n")
+    write(b"   frame: some::deep::function\n" * 2_000_000)  # a 64 MB forced backtrace
+    write(b"note: run with RUST_BACKTRACE=0\n")
+    os.close(write_fd)
+    text = log.excerpt(settle=60)
     assert "panicked at 'not yet implemented: SameUpper'" in text and "RUST_BACKTRACE" in text
-    assert log.read_bytes < 200_000
+    assert log.total == written > 60_000_000 and max(most, log.held()) <= 80 * 2**10
 
 
 def test_ctrl_c_keeps_what_finished_and_says_it_is_incomplete(suite, tmp_path):
@@ -209,3 +202,53 @@ def test_a_reply_that_breaks_decoding_is_that_pair_s_error_and_the_run_goes_on(s
     assert rec["verdict"] == "error" and "malformed" in rec["message"], rec
     assert {r["verdict"] for r in cases.values()} == {"pass", "rejected"}
     assert res.complete and res.exit_code == 1
+
+
+# --- issue 22, guarantee 4: a run leaves nothing behind --------------------------------------
+
+
+def _gone(pid: int) -> bool:
+    for _ in range(100):
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the subreaper is Linux's")
+@pytest.mark.parametrize("then", ["answer", "hang"])
+def test_a_double_forked_setsid_helper_does_not_outlive_the_run(suite, tmp_path, then):
+    pidfile = tmp_path / "daemon.pid"
+    spec = f"{BAD}?mode=daemon&then={then}&only=seed_basic&pidfile={pidfile}"
+    res = validate(suite, [spec], only=["seed_basic"], timeout=600 if then == "answer" else 2)
+    assert by_case(res)["seed_basic"]["verdict"] == ("pass" if then == "answer" else "timeout")
+    assert _gone(int(pidfile.read_text())), "the runtime's daemon outlived the run"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the subreaper is Linux's")
+def test_a_helper_left_by_a_worker_that_died_is_ended_by_the_command(suite, tmp_path):
+    pidfile = tmp_path / "daemon.pid"
+    spec = f"{BAD}?mode=daemon&then=abort&only=seed_basic&pidfile={pidfile}"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}"}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opref",
+            "validate",
+            str(suite),
+            "--runtime",
+            spec,
+            "--only",
+            "seed_basic",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 1 and "1 crashed" in run.stdout, run.stdout + run.stderr
+    assert _gone(int(pidfile.read_text())), "the dead worker's daemon outlived the run"
