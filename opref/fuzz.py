@@ -38,7 +38,7 @@ from opref.geometry import MAX_OUTPUT_ELEMENTS
 from opref.judge import Judgement, judge
 from opref.model import check_case_model
 from opref.pool import DEFAULT_START_TIMEOUT, CaseRunner
-from opref.runtimes import RuntimeInfo
+from opref.runtimes import RuntimeInfo, declared_unit_roundoff
 from opref.validate import Validation, dumps, reproduce_command, request_for, validate
 from opref.vectors import (
     CaseData,
@@ -324,7 +324,8 @@ def fuzz_runtime(
             case = case_data(drawn.case)
             request, limit = request_for(case)
             r0 = time.perf_counter()
-            judgement: Judgement = judge(case, runner.run(request, limit))
+            u = declared_unit_roundoff(spec, case.record.dtype)
+            judgement: Judgement = judge(case, runner.run(request, limit), u)
             result.runtime_seconds += time.perf_counter() - r0
             result.runtime_calls += 1
             cache[drawn.key] = (str(judgement.verdict), judgement.message)

@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from opref import limits
+from opref.dtypes import DTYPES
 from opref.expectations import Expectation, expectation_for, stale
 from opref.judge import Judgement, judge
 from opref.pool import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, Job, Pool
 from opref.protocol import Request
-from opref.runtimes import check, hint
+from opref.runtimes import check, declared_unit_roundoff, hint
 from opref.tensors import SAVE_POLICIES, save_tensors
 from opref.vectors import CaseData, SuiteError, read_case, read_manifest, verify
 from opref.verdicts import NORMATIVE_FAILURES, Verdict
@@ -197,13 +198,21 @@ def _judged(job: Job, answer, spec: str, info, suite: str, save: tuple[str, Path
     """The judged record of one answer (with its tensors saved if asked); an error record with
     the reason if judging or saving fails."""
     _, case = job.item
+    dtype = case.record.dtype
+    declared = declared_unit_roundoff(spec, dtype)
     try:
-        judgement = judge(case, answer).to_dict()
+        judgement = judge(case, answer, declared).to_dict()
     except Exception as exc:  # opref's own failure: never the runtime's verdict
         return _opref_fault(
             case.record, spec, info, suite, f"opref could not judge it: {type(exc).__name__}: {exc}"
         )
     record = _record(case.record, spec, info, judgement, suite)
+    # The bound's unit roundoff: the dtype's, or a looser one the spec declares (never the reply's).
+    record["unit_roundoff"] = DTYPES[dtype].unit_roundoff if declared is None else declared
+    record["unit_roundoff_declared"] = declared is not None
+    claimed = None if answer.header is None else answer.header.unit_roundoff
+    if claimed is not None and claimed != declared:
+        record["unit_roundoff_claimed"] = claimed  # what the worker said, for the record only
     policy, root = save
     failed = Verdict(record["verdict"]) in NORMATIVE_FAILURES
     if root is not None and (policy == "all" or (policy == "failures" and failed)):
