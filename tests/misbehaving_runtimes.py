@@ -74,15 +74,17 @@ class Misbehaving:
             )
             return Outcome(Status.OK, (y * (1 + 2.0**-10)).astype(y.dtype), "", "cpu")
         if mode == "daemon":  # a helper that double-forks and leaves the session, then `then`
-            _daemonize(Path(self.options["pidfile"]))
+            if "pidfile" in self.options:
+                _daemonize(Path(self.options["pidfile"]))
             then = self.options.get("then", "answer")
             if then == "hang":
                 time.sleep(3600)
             if then == "abort":
                 os.abort()
-            if then == "signal-parent":
+            if then == "signal-parent":  # then answers right: the signal must cost nothing more
                 os.kill(os.getppid(), getattr(signal, self.options.get("signal", "SIGINT")))
-                time.sleep(3600)
+            if then == "signal-group":  # its own process group: itself included
+                os.killpg(0, signal.SIGTERM)
             return Outcome(
                 Status.OK,
                 opref.conv_transpose(
