@@ -23,6 +23,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from opref import limits
 from opref.catalog import AMBIGUOUS, AUTOPAD, LAYERS, OPSET1, REJECTS, SEED, SYSTEMATIC, Config, Layer
 from opref.dtypes import DTYPES
 from opref.errors import SpecError
@@ -392,6 +393,11 @@ def catalog(
     if suite not in SUITES:
         raise SpecError("suite", suite, f"must be one of {list(SUITES)}")
     cases = seed_cases() + onnx_cases() + _expand(suite) + _reject_cases() + layer_cases(suite)
+    try:
+        limits.count("random", random, 0, limits.MAX_RANDOM_CASES)
+        limits.count("seed", seed, 0, limits.MAX_SEED)
+    except ValueError as exc:
+        raise SpecError("random" if "random" in str(exc) else "seed", random, str(exc)) from None
     if random:
         cases += random_cases(random, seed)
     cases = with_variants(cases, list(variants))

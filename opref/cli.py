@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from collections.abc import Sequence
 
+from opref import limits
 from opref import readings as rd
 from opref.cases import OPSETS, VARIANTS
 from opref.errors import SpecError
@@ -299,23 +299,21 @@ def _shard(text: str) -> tuple[int, int]:
 
 def _positive_seconds(text: str) -> float:
     try:
-        value = float(text)
+        return limits.seconds("seconds", float(text))
     except ValueError:
-        value = float("nan")
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds > 0 and <= {limits.MAX_SECONDS:g}, got {text!r}"
+        ) from None
 
 
-def _count(minimum: int):
+def _count(minimum: int, maximum: int):
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            return limits.count("value", int(text), minimum, maximum)
         except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
-        return value
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {minimum} to {maximum}, got {text!r}"
+            ) from None
 
     return parse
 
@@ -326,6 +324,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from opref.codec import SuiteError
     from opref.expectations import read_expected
+    from opref.reaper import adopt_orphans
     from opref.runtimes import RuntimeSpecError
     from opref.validate import Validation, summary_lines, validate
 
@@ -341,6 +340,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: keep what finished
+    adopt_orphans()  # what a dead worker's runtime left running comes back to us, and is ended
     try:
         result = validate(
             args.vectors,
@@ -412,6 +412,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from opref.fuzz import DTYPE_ORDER, OPSET_ORDER, FuzzSettings, fuzz
+    from opref.reaper import adopt_orphans
     from opref.runtimes import RuntimeSpecError, check
 
     out = Path(args.out)
@@ -441,6 +442,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r{r.spec}: {r.runtime_calls} examples, {dict(sorted(r.verdicts.items()))}")
             sys.stderr.flush()
 
+    adopt_orphans()
     run = fuzz(args.runtime, out, options, baseline=baseline, progress=show)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
@@ -480,9 +482,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", action="append", help="keep only cases of this dtype (repeatable)")
     p.add_argument("--only", action="append", metavar="GLOB", help="keep only cases whose name matches")
     p.add_argument(
-        "--random", type=_count(0), default=0, metavar="N", help="add N seeded random configurations"
+        "--random",
+        type=_count(0, limits.MAX_RANDOM_CASES),
+        default=0,
+        metavar="N",
+        help="add N seeded random configurations",
     )
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="the seed of --random")
+    p.add_argument(
+        "--seed", type=_count(0, limits.MAX_SEED), default=0, metavar="S", help="the seed of --random"
+    )
     p.add_argument(
         "--variants",
         type=lambda t: [v for v in t.split(",") if v],
@@ -511,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(VARIANTS),
         help="only cases of this model variant (repeatable; default: every variant in the suite)",
     )
-    p.add_argument("--jobs", type=_count(1), default=1, help="worker processes per runtime")
+    p.add_argument("--jobs", type=_count(1, limits.MAX_JOBS), default=1, help="worker processes per runtime")
     p.add_argument("--shard", type=_shard, help="run only shard i of n, e.g. 2/4")
     p.add_argument(
         "--timeout", type=_positive_seconds, default=60.0, help="seconds per case before 'timeout'"
@@ -563,7 +571,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fuzz", help="search a runtime for failures on drawn configurations; shrink each")
     p.add_argument("--runtime", action="append", required=True, metavar="SPEC", help="as for validate")
-    p.add_argument("--examples", type=_count(1), default=200, metavar="N", help="examples per runtime")
+    p.add_argument(
+        "--examples",
+        type=_count(1, limits.MAX_EXAMPLES),
+        default=200,
+        metavar="N",
+        help="examples per runtime",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the same seed draws the same examples")
     p.add_argument("--out", required=True, help="directory for vectors/, results.json, fuzz.json, summary.md")
     p.add_argument(
@@ -574,7 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--variants", action="append", choices=["inputs"], help="model variants (only 'inputs' exists yet)"
     )
-    p.add_argument("--max-elements", type=_count(1), default=4096, metavar="E", help="per tensor")
+    p.add_argument(
+        "--max-elements", type=_count(1, limits.MAX_ELEMENTS), default=4096, metavar="E", help="per tensor"
+    )
     p.add_argument("--timeout", type=_positive_seconds, default=20.0, help="seconds per case")
     p.add_argument("--baseline", metavar="RESULTS", help="a results.json: mark failures it already shows")
     p.set_defaults(func=cmd_fuzz)

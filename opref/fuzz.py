@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, reject, seed, setti
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisException
 
+from opref import limits
 from opref.cases import Case, _freeze
 from opref.codec import SuiteError, read_tensor
 from opref.dtypes import DTYPES
@@ -38,7 +39,7 @@ from opref.geometry import MAX_OUTPUT_ELEMENTS
 from opref.judge import Judgement, judge
 from opref.model import check_case_model
 from opref.pool import DEFAULT_START_TIMEOUT, CaseRunner
-from opref.runtimes import RuntimeInfo
+from opref.runtimes import RuntimeInfo, declared_unit_roundoff
 from opref.suite import CaseData, parse_record
 from opref.validate import Validation, dumps, reproduce_command, request_for, validate
 from opref.vectors import build_case, case_inputs, generate, is_suite
@@ -262,6 +263,14 @@ class FuzzSettings:
     timeout: float = 20.0  # seconds per case before "timeout"
     start_timeout: float = DEFAULT_START_TIMEOUT
 
+    def __post_init__(self):
+        limits.count("examples", self.examples, 1, limits.MAX_EXAMPLES)
+        limits.count("max_elements", self.max_elements, 1, limits.MAX_ELEMENTS)
+        if self.time_budget is not None:
+            limits.seconds("time_budget", self.time_budget)
+        limits.seconds("timeout", self.timeout)
+        limits.seconds("start_timeout", self.start_timeout)
+
 
 def _hypothesis_settings(max_examples: int) -> settings:
     return settings(
@@ -298,7 +307,9 @@ def fuzz_runtime(
     classes: dict[tuple[str, str], type[_Failure]] = {}
     raised: dict[tuple[str, str], list[tuple[int, Case, str]]] = {}
     shrunk: set[tuple[str, str]] = set()
-    deadline = None if options.time_budget is None else t0 + options.time_budget
+    # The budget is for examples: it starts once the runtime is up, and the first example always
+    # runs (a loaded machine that takes the whole budget to start a worker still fuzzes).
+    deadline = None if options.time_budget is None else time.perf_counter() + options.time_budget
     strategy = configurations(options.dtypes, options.opsets, options.max_elements)
 
     def run_one(drawn: Draw) -> tuple[str, str]:
@@ -306,7 +317,8 @@ def fuzz_runtime(
             case = case_data(drawn.case)
             request, limit = request_for(case)
             r0 = time.perf_counter()
-            judgement: Judgement = judge(case, runner.run(request, limit))
+            u = declared_unit_roundoff(spec, case.record.dtype)
+            judgement: Judgement = judge(case, runner.run(request, limit), u)
             result.runtime_seconds += time.perf_counter() - r0
             result.runtime_calls += 1
             cache[drawn.key] = (str(judgement.verdict), judgement.message)
@@ -316,7 +328,7 @@ def fuzz_runtime(
         return cache[drawn.key]
 
     def prop(drawn: Draw) -> None:
-        if deadline is not None and time.perf_counter() > deadline:
+        if deadline is not None and result.calls and time.perf_counter() > deadline:
             raise StopFuzz
         result.calls += 1
         verdict, message = run_one(drawn)

@@ -213,10 +213,13 @@ def _describe(combo: Mapping[str, str]) -> str:
     return ", ".join(f"'{r}' for {a}" for a, r in combo.items())
 
 
-def judge(case: CaseData, answer: Answer) -> Judgement:
-    """The verdict of one run of ``case``."""
+def judge(case: CaseData, answer: Answer, unit_roundoff: float | None = None) -> Judgement:
+    """The verdict of one run of ``case``, with ``unit_roundoff`` (None: the dtype's) as the
+    caller derived it from the runtime spec (:func:`opref.runtimes.declared_unit_roundoff`); what
+    the reply says it is is never used, so a runtime cannot loosen its own judge."""
     rec = case.record
     head = answer.header
+    u = unit_roundoff
     if answer.failure is not None:
         shape = None if head is None or head.output is None else head.output.shape
         if rec.expect == "reject" and head is not None and head.status is Status.OK:
@@ -253,7 +256,7 @@ def judge(case: CaseData, answer: Answer) -> Judgement:
         reading = None
         if verdict is Verdict.ACCEPTED_INVALID:
             message = f"produced an output of shape {list(out.shape)}; must refuse: {rec.reject_message}"
-            reading = _valid_reading(case, out, head.unit_roundoff)
+            reading = _valid_reading(case, out, u)
             if reading is not None:
                 verdict = Verdict.DIVERGENCE
                 message = f"follows {_describe(reading)}: ran a node opref's default reading refuses"
@@ -274,7 +277,7 @@ def judge(case: CaseData, answer: Answer) -> Judgement:
         verdict = Verdict.FAIL_VALUES
         message = f"output element type {out.dtype}, expected {want.dtype}"
     else:
-        cmp = _compare(case, out, want, head.unit_roundoff)
+        cmp = _compare(case, out, want, u)
         verdict = Verdict.PASS if cmp.ok else Verdict.FAIL_VALUES
         if not cmp.ok:
             message = (
@@ -284,7 +287,7 @@ def judge(case: CaseData, answer: Answer) -> Judgement:
     reading, followed, nearest = None, (), None
     bases: list = [(None, want)]
     if rec.ambiguities and verdict in (Verdict.PASS, Verdict.FAIL_SHAPE, Verdict.FAIL_VALUES, Verdict.ERROR):
-        outcomes = _outcomes(case, status, out, head.unit_roundoff)
+        outcomes = _outcomes(case, status, out, u)
         followed = tuple(dict(o.combo) for o in outcomes if _followed(o, status))
         if verdict is Verdict.PASS:
             reading = {aid: rd.AMBIGUITIES[aid].default for aid in rec.ambiguities}

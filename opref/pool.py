@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +26,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from opref import limits, reaper
 from opref.protocol import (
     MAX_HEADER_BYTES,
     STOP,
@@ -79,20 +79,61 @@ def worker_path(interpreter: str | None) -> str:
     return os.pathsep.join(dict.fromkeys([root, *entries]))
 
 
-def stderr_excerpt(log, start: int = 0) -> str:
-    """The reason-like lines near the start of what the worker wrote since ``start``, then its
-    last lines; bounded reads, whatever the log's size."""
-    try:
-        end = os.fstat(log.fileno()).st_size
-        log.seek(start)
-        head = log.read(min(_HEAD_BYTES, end - start)).decode(errors="replace")
-        log.seek(max(start, end - _TAIL_BYTES))
-        tail = log.read(_TAIL_BYTES).decode(errors="replace")
-    except (OSError, ValueError):
-        return ""
-    head, tail = strip_ansi(head), strip_ansi(tail)
-    clean = [ln.strip()[:_LINE] for ln in tail.splitlines() if ln.strip()]
-    reasons = [ln.strip()[:_LINE] for ln in head.splitlines() if _REASON.search(ln)][:3]
+class StderrBuffer:
+    """A worker's stderr, read from its pipe by a thread of its own and kept bounded: the first
+    ``_HEAD_BYTES`` and the last ``_TAIL_BYTES`` since the last ``mark`` (a case's start), never
+    more, whatever the runtime writes."""
+
+    def __init__(self, fd: int):
+        self._fd, self._lock = fd, threading.Lock()
+        self._head, self._tail, self.total = bytearray(), bytearray(), 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            while chunk := os.read(self._fd, 2**16):
+                self.add(chunk)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
+    def add(self, chunk: bytes) -> None:
+        with self._lock:
+            self.total += len(chunk)
+            room = _HEAD_BYTES - len(self._head)
+            if room > 0:
+                self._head += chunk[:room]
+            self._tail += chunk[-_TAIL_BYTES:]
+            del self._tail[:-_TAIL_BYTES]
+
+    def mark(self) -> None:
+        with self._lock:
+            self._head.clear()
+            self._tail.clear()
+
+    def held(self) -> int:
+        with self._lock:
+            return len(self._head) + len(self._tail)
+
+    def excerpt(self, settle: float = 0.0) -> str:
+        """The reason-like lines near the start of what was written since the mark, then its
+        last lines; ``settle``: seconds to wait for the reader to see the end of the pipe."""
+        if settle:
+            self._reader.join(settle)
+        with self._lock:
+            head, tail = bytes(self._head), bytes(self._tail)
+        return stderr_excerpt(head, tail)
+
+
+def stderr_excerpt(head: bytes, tail: bytes) -> str:
+    """A crash record's stderr: the first reason-like lines of ``head``, then ``tail``'s last lines."""
+    head_text = strip_ansi(head.decode(errors="replace"))
+    tail_text = strip_ansi(tail.decode(errors="replace"))
+    clean = [ln.strip()[:_LINE] for ln in tail_text.splitlines() if ln.strip()]
+    reasons = [ln.strip()[:_LINE] for ln in head_text.splitlines() if _REASON.search(ln)][:3]
     last = [ln for ln in clean[-3:] if ln not in reasons]
     parts = reasons + (["..."] if reasons and last else []) + last
     return (": " + " | ".join(parts)) if parts else ""
@@ -123,27 +164,29 @@ class Worker:
         python = interpreter or sys.executable
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        err_r, err_w = os.pipe()
         try:
-            process = subprocess.Popen(
-                [python, "-m", "opref.worker", spec, str(to_child_r), str(from_child_w)],
-                pass_fds=(to_child_r, from_child_w),
-                env={**os.environ, "PYTHONPATH": worker_path(interpreter)},
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                close_fds=True,
-                start_new_session=True,
-            )
+            with reaper.launching():
+                process = subprocess.Popen(
+                    [python, "-m", "opref.worker", spec, str(to_child_r), str(from_child_w)],
+                    pass_fds=(to_child_r, from_child_w),
+                    env={**os.environ, "PYTHONPATH": worker_path(interpreter)},
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err_w,
+                    close_fds=True,
+                    start_new_session=True,
+                )
+                reaper.started(process.pid)
         except OSError as exc:
             process, why = None, f"cannot start {python}: {exc}"
-        os.close(to_child_r)
-        os.close(from_child_w)
+        for fd in (to_child_r, from_child_w, err_w):
+            os.close(fd)
         if process is None:
-            os.close(to_child_w)
-            os.close(from_child_r)
-            log.close()
+            for fd in (to_child_w, from_child_r, err_r):
+                os.close(fd)
             return None, RuntimeInfo(spec, spec, "", False, why)
+        log = StderrBuffer(err_r)
         os.set_blocking(to_child_w, False)
         worker = cls(spec, process, Channel(from_child_r, to_child_w), log)
         try:
@@ -159,7 +202,7 @@ class Worker:
             why = "the worker did not start: " + (
                 str(exc) if isinstance(exc, ProtocolError) else exit_reason(process.returncode)
             )
-            return None, RuntimeInfo(spec, spec, "", False, why + stderr_excerpt(log))
+            return None, RuntimeInfo(spec, spec, "", False, why + log.excerpt(settle=1.0))
         except BaseException:  # Ctrl-C during the handshake: the worker must not outlive us
             worker.stop(graceful=False)
             raise
@@ -177,7 +220,7 @@ class Worker:
         """Send one case and wait for its answer; a failed answer leaves the worker unusable."""
         t0 = time.monotonic()
         deadline = t0 + timeout
-        mark = _log_size(self.log)
+        self.log.mark()
         try:
             self.channel.send(request.frames(), deadline, self.alive)
             header = ReplyHeader.from_wire(
@@ -203,11 +246,14 @@ class Worker:
         except Closed:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(5)
-            why = exit_reason(self.process.returncode) + stderr_excerpt(self.log, mark)
+            why = exit_reason(self.process.returncode) + self.log.excerpt(settle=1.0)
             return Answer(None, None, Verdict.CRASHED, why, time.monotonic() - t0)
         except (ProtocolError, OSError) as exc:
             why = f"the worker's answer is malformed: {exc}"
             return Answer(None, None, Verdict.ERROR, why, time.monotonic() - t0)
+        except Exception as exc:  # anything else a reply makes decoding raise (RecursionError, ...)
+            why = f"the worker's answer is malformed: decoding it raised {type(exc).__name__}: {exc}"
+            return Answer(None, None, Verdict.ERROR, why[:1000], time.monotonic() - t0)
         return Answer(header, output, None, "", time.monotonic() - t0)
 
     def stop(self, graceful: bool = True) -> None:
@@ -219,23 +265,25 @@ class Worker:
             with contextlib.suppress(Closed, Deadline, OSError, subprocess.TimeoutExpired):
                 self.channel.send([STOP], time.monotonic() + 2, self.alive)
                 self.process.wait(2)
+        if self.process.poll() is None:
+            # Frozen, its descendants stay under it (it is their subreaper) while they are ended.
+            with contextlib.suppress(OSError):
+                os.kill(self.process.pid, signal.SIGSTOP)
+            reaper.end_descendants(self.process.pid)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)  # the worker's children too
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        reaper.stopped(self.process.pid)
         self.channel.close()
-        self.log.close()
-
-
-def _log_size(log) -> int:
-    try:
-        return os.fstat(log.fileno()).st_size
-    except (OSError, ValueError):
-        return 0
 
 
 T = TypeVar("T")
+
+
+def _lost(why: str) -> Answer:
+    return Answer(None, None, Verdict.ERROR, why[:1000], 0.0)
 
 
 @dataclass(frozen=True)
@@ -263,7 +311,9 @@ class Pool:
         timeout: float = DEFAULT_TIMEOUT,
         start_timeout: float = DEFAULT_START_TIMEOUT,
     ):
-        self.spec, self.jobs, self.timeout, self.start_timeout = spec, jobs, timeout, start_timeout
+        self.spec, self.jobs = spec, limits.count("jobs", jobs, 1, limits.MAX_JOBS)
+        self.timeout = limits.seconds("timeout", timeout)
+        self.start_timeout = limits.seconds("start_timeout", start_timeout)
         self._workers: list[Worker] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -296,55 +346,84 @@ class Pool:
 
     def run(
         self, items: Iterable[T], prepare: Callable[[T], Job[T]]
-    ) -> Iterator[tuple[Job[T], Answer | None]]:
-        """Yield (job, answer) per item; answer None when the job has a problem (nothing ran)."""
+    ) -> Iterator[tuple[T, Job[T] | None, Answer | None]]:
+        """Yield (item, job, answer) exactly once per item, whatever happens to the slot that ran it.
+
+        ``answer`` is None when the job has a problem (nothing ran). ``job`` is None when opref
+        itself lost the item (its slot thread died, or no slot was left to take it); ``answer``
+        then says why. The parent keeps the account: every item a slot takes is held in
+        ``handed`` until its answer is queued, and what a dead slot held, or what no slot took,
+        is yielded with the reason. Stopping early (``close`` or the caller leaving) yields no more.
+        """
         source = iter(items)
         results: queue.Queue = queue.Queue(maxsize=self.jobs)
         broken: list[str] = []  # why no worker can be started any more
+        handed: dict[int, T] = {}  # slot -> the item it took and has not answered yet
+        exhausted = threading.Event()
         done = object()
 
-        def next_item():
+        def next_item(i: int):
             with self._lock:
-                return next(source, done)
+                item = next(source, done)
+                if item is done:
+                    exhausted.set()
+                else:
+                    handed[i] = item
+                return item
 
-        def slot(worker: Worker | None) -> None:
+        def answered(i: int, item: T, job: Job[T] | None, answer: Answer | None) -> None:
+            with self._lock:
+                handed.pop(i, None)
+            results.put((item, job, answer))
+
+        def run_one(item: T, worker: Worker | None) -> tuple[Job[T], Answer | None, Worker | None]:
+            try:
+                job = prepare(item)
+            except Exception as exc:  # opref's own failure to read a case: that case's problem
+                job = Job(item, None, problem=f"opref could not read the case: {type(exc).__name__}: {exc}")
+            if job.request is None:
+                return job, None, worker
+            if worker is None and not broken:
+                worker, why = self._start()
+                if worker is None and why != "stopped":
+                    broken.append(f"no worker could be started for {self.spec}: {why}")
+            if worker is None:
+                reason = broken[0] if broken else "stopped"
+                return job, Answer(None, None, Verdict.ERROR, reason, 0.0), None
+            answer = worker.call(job.request, self.timeout, job.output_limit)
+            if answer.failure is not None:  # never reused: it may be hung, dead or out of step
+                self._retire(worker, graceful=False)
+                worker = None
+            return job, answer, worker
+
+        def slot(i: int, worker: Worker | None) -> None:
+            ended = "it ended"
             try:
                 while not self._stop.is_set():
-                    item = next_item()
+                    item = next_item(i)
                     if item is done:
                         break
                     try:
-                        job = prepare(item)
-                    except Exception as exc:  # opref's own failure to read a case: that case's problem
-                        job = Job(
-                            item, None, problem=f"opref could not read the case: {type(exc).__name__}: {exc}"
-                        )
-                    if job.request is None:
-                        results.put((job, None))
-                        continue
-                    if worker is None and not broken:
-                        worker, why = self._start()
-                        if worker is None and why != "stopped":
-                            broken.append(f"no worker could be started for {self.spec}: {why}")
-                    if worker is None:
-                        reason = broken[0] if broken else "stopped"
-                        results.put((job, Answer(None, None, Verdict.ERROR, reason, 0.0)))
-                        continue
-                    answer = worker.call(job.request, self.timeout, job.output_limit)
-                    if answer.failure is not None:  # never reused: it may be hung, dead or out of step
-                        self._retire(worker, graceful=False)
-                        worker = None
-                    results.put((job, answer))
+                        job, answer, worker = run_one(item, worker)
+                    except Exception as exc:  # opref's failure around this case: its record says so
+                        if worker is not None:
+                            self._retire(worker, graceful=False)
+                            worker = None
+                        why = f"opref failed while running it: {type(exc).__name__}: {exc}"
+                        job, answer = None, _lost(why)
+                    answered(i, item, job, answer)
                     del job, answer  # hold no case while waiting for the next one
+            except BaseException as exc:
+                ended = f"its slot thread died: {type(exc).__name__}: {exc}"  # said in the record
             finally:
                 if worker is not None:
                     self._retire(worker)
-                results.put(done)
+                results.put((done, i, ended))
 
         first = self._first
         self._first = None
         threads = [
-            threading.Thread(target=slot, args=(first if i == 0 else None,), daemon=True)
+            threading.Thread(target=slot, args=(i, first if i == 0 else None), daemon=True)
             for i in range(self.jobs)
         ]
         for t in threads:
@@ -353,11 +432,21 @@ class Pool:
         try:
             while running:
                 got = results.get()
-                if got is done:
+                if got[0] is done:
                     running -= 1
+                    _, i, why = got
+                    with self._lock:
+                        lost = handed.pop(i, done)
+                    if lost is not done:
+                        yield lost, None, _lost(f"opref lost its answer: {why}")
                     continue
                 yield got
                 got = None
+            while not self._stop.is_set() and not exhausted.is_set():  # every slot is gone
+                item = next(source, done)
+                if item is done:
+                    break
+                yield item, None, _lost("opref had no slot left to run it (every slot thread died)")
         finally:
             self.close()
             # Drain so that no slot stays blocked on a full queue, then wait for them.
@@ -380,7 +469,8 @@ class CaseRunner:
     def __init__(
         self, spec: str, timeout: float = DEFAULT_TIMEOUT, start_timeout: float = DEFAULT_START_TIMEOUT
     ):
-        self.spec, self.timeout, self.start_timeout = spec, timeout, start_timeout
+        self.spec, self.timeout = spec, limits.seconds("timeout", timeout)
+        self.start_timeout = limits.seconds("start_timeout", start_timeout)
         self._worker, self.info = Worker.start(spec, start_timeout)
 
     def run(self, request: Request, output_limit: int) -> Answer:

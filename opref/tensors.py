@@ -81,8 +81,7 @@ def save_tensors(root: Path, spec: str, case: CaseData, answer, record: dict) ->
     if output is not None:
         arrays["output"] = output
         if want is not None and output.shape == want.shape and output.dtype == want.dtype:
-            head = answer.header
-            arrays["bound"] = bound(case, want, readings, None if head is None else head.unit_roundoff)
+            arrays["bound"] = bound(case, want, readings, record.get("unit_roundoff"))
     paths = {}
     for name, array in arrays.items():
         npy, _pb = _write(folder, name, np.ascontiguousarray(array))

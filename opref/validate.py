@@ -21,12 +21,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from opref import limits
 from opref.codec import SuiteError
+from opref.dtypes import DTYPES
 from opref.expectations import Expectation, expectation_for, stale
-from opref.judge import judge
+from opref.judge import Judgement, judge
 from opref.pool import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, Job, Pool
 from opref.protocol import Request
-from opref.runtimes import check, hint
+from opref.runtimes import check, declared_unit_roundoff, hint
 from opref.suite import CaseData, read_case, read_manifest, verify
 from opref.tensors import SAVE_POLICIES, save_tensors
 from opref.verdicts import NORMATIVE_FAILURES, Verdict
@@ -95,6 +97,9 @@ class Validation:
     stale_expectations: list[dict] = field(default_factory=list)
     selected: int = 0
     complete: bool = True
+    # (case, runtime) pairs the selection names that ended without a record (complete is then False)
+    missing: list[dict] = field(default_factory=list)
+    interrupted: bool = False
     allow_unavailable: bool = False
     started: str = ""
     seconds: float = 0.0
@@ -110,6 +115,7 @@ class Validation:
             "seconds": round(self.seconds, 3),
             "complete": self.complete,
             "selected": self.selected,
+            "missing": self.missing,
             "allow_unavailable": self.allow_unavailable,
             "machine": {
                 "python": platform.python_version(),
@@ -145,7 +151,7 @@ class Validation:
     @property
     def exit_code(self) -> int:
         if not self.complete:
-            return 130
+            return 130 if self.interrupted else 1
         failed = self.unexpected or self.suite_problems or self.case_problems or self.selected == 0
         return 1 if failed or (self.unavailable and not self.allow_unavailable) else 0
 
@@ -162,8 +168,7 @@ def _prepare(suite: Path, records) -> Callable[[str], Job]:
     return prepare
 
 
-def _record(case: CaseData, spec: str, info, judgement: dict, suite: str) -> dict:
-    rec = case.record
+def _record(rec, spec: str, info, judgement: dict, suite: str) -> dict:
     return {
         "case": rec.name,
         "runtime": spec,
@@ -182,10 +187,54 @@ def _record(case: CaseData, spec: str, info, judgement: dict, suite: str) -> dic
     }
 
 
+def _opref_fault(rec, spec: str, info, suite: str, why: str) -> dict:
+    """The ``error`` record of a pair opref itself failed to run or judge: never a runtime's
+    verdict (``opref_fault``), never hidden by a known-failures line."""
+    record = _record(rec, spec, info, Judgement(Verdict.ERROR, why, 0.0).to_dict(), suite)
+    record["opref_fault"] = True
+    return record
+
+
+def _judged(job: Job, answer, spec: str, info, suite: str, save: tuple[str, Path | None]) -> dict:
+    """The judged record of one answer (with its tensors saved if asked); an error record with
+    the reason if judging or saving fails."""
+    _, case = job.item
+    dtype = case.record.dtype
+    declared = declared_unit_roundoff(spec, dtype)
+    try:
+        judgement = judge(case, answer, declared).to_dict()
+    except Exception as exc:  # opref's own failure: never the runtime's verdict
+        return _opref_fault(
+            case.record, spec, info, suite, f"opref could not judge it: {type(exc).__name__}: {exc}"
+        )
+    record = _record(case.record, spec, info, judgement, suite)
+    # The bound's unit roundoff: the dtype's, or a looser one the spec declares (never the reply's).
+    record["unit_roundoff"] = DTYPES[dtype].unit_roundoff if declared is None else declared
+    record["unit_roundoff_declared"] = declared is not None
+    claimed = None if answer.header is None else answer.header.unit_roundoff
+    if claimed is not None and claimed != declared:
+        record["unit_roundoff_claimed"] = claimed  # what the worker said, for the record only
+    policy, root = save
+    failed = Verdict(record["verdict"]) in NORMATIVE_FAILURES
+    if root is not None and (policy == "all" or (policy == "failures" and failed)):
+        try:
+            record["tensors"] = save_tensors(root, spec, case, answer, record)
+        except Exception as exc:  # asked for and not there: the pair is not done right
+            record.update(
+                judged_verdict=record["verdict"],
+                verdict=str(Verdict.ERROR),
+                opref_fault=True,
+                message=f"judged {record['verdict']} ({record['message'][:500]}), but its tensors could "
+                f"not be saved: {type(exc).__name__}: {exc}",
+            )
+    return record
+
+
 def _take(
     result: Validation,
     entry: dict,
-    job: Job,
+    rec,
+    job: Job | None,
     answer,
     spec: str,
     info,
@@ -194,31 +243,56 @@ def _take(
     used: set[Expectation],
     save: tuple[str, Path | None] = ("none", None),
 ) -> None:
-    """Judge one answer into ``result`` (or record why the case could not be judged)."""
-    name, case = job.item
-    if answer is None or case is None:
+    """Turn one pair's outcome into its one record in ``result`` (or its case's refusal)."""
+    name = rec.name
+    if job is None:  # opref lost it: the answer says why
+        record = _opref_fault(rec, spec, info, suite, answer.detail)
+    elif answer is None or job.item[1] is None:
         result.case_problems[name] = job.problem
         return
-    try:
-        judgement = judge(case, answer).to_dict()
-    except Exception as exc:  # opref's own failure: never the runtime's verdict
-        result.case_problems[name] = f"opref could not judge it: {type(exc).__name__}: {exc}"
-        return
-    record = _record(case, spec, info, judgement, suite)
-    policy, root = save
-    failed = Verdict(record["verdict"]) in NORMATIVE_FAILURES
-    if root is not None and (policy == "all" or (policy == "failures" and failed)):
-        record["tensors"] = save_tensors(root, spec, case, answer, record)
+    else:
+        record = _judged(job, answer, spec, info, suite, save)
     entry["cases"] += 1
     result.records.append(record)
     if Verdict(record["verdict"]) in NORMATIVE_FAILURES:
-        hit = expectation_for(expected, spec, name, record["verdict"])
+        hit = None if record.get("opref_fault") else expectation_for(expected, spec, name, record["verdict"])
         if hit:
             record["expected_by"] = hit.key
             record["expected_reason"] = hit.reason
             used.add(hit)
         else:
             result.unexpected.append({"case": name, "runtime": spec, "verdict": record["verdict"]})
+
+
+def _run_runtime(
+    result, entry, pool, names, prepare, records, spec, info, suite, expected, used, save, progress
+):
+    """Run one runtime over ``names``: every name ends with one record (or its case's refusal),
+    whatever fails on the way; only Ctrl-C leaves names without one."""
+    pending = dict.fromkeys(names)
+    why = "no answer came back"
+    try:
+        for done, (name, job, answer) in enumerate(pool.run(names, prepare), 1):
+            if name not in pending:
+                continue  # not ours, or answered twice: never a second record
+            del pending[name]
+            if progress:
+                progress(spec, done, len(names))
+            try:
+                _take(result, entry, records[name], job, answer, spec, info, suite, expected, used, save)
+            except Exception as exc:
+                why = f"opref failed recording it: {type(exc).__name__}: {exc}"
+                _take(result, entry, records[name], None, _Lost(why), spec, info, suite, expected, used)
+            del job, answer  # hold no case while waiting for the next one
+    except Exception as exc:  # the pool itself failed: what it had not answered is lost, with why
+        why = f"opref's worker pool failed: {type(exc).__name__}: {exc}"
+    for name in pending:
+        _take(result, entry, records[name], None, _Lost(why), spec, info, suite, expected, used)
+
+
+@dataclass(frozen=True)
+class _Lost:
+    detail: str
 
 
 def validate(
@@ -246,6 +320,9 @@ def validate(
     Ctrl-C stops the run: the result then holds what finished and ``complete`` is False.
     """
     t0 = time.perf_counter()
+    limits.count("jobs", jobs, 1, limits.MAX_JOBS)  # usage errors before any work
+    limits.seconds("timeout", timeout)
+    limits.seconds("start_timeout", start_timeout)
     if save_tensors not in SAVE_POLICIES:
         raise ValueError(f"save_tensors={save_tensors!r}: must be one of {list(SAVE_POLICIES)}")
     save = (save_tensors, None if tensors_dir is None or save_tensors == "none" else Path(tensors_dir))
@@ -280,13 +357,25 @@ def validate(
             if not info.available or not names:
                 pool.close()
                 continue
-            for done, (job, answer) in enumerate(pool.run(names, prepare), 1):
-                if progress:
-                    progress(spec, done, len(names))
-                _take(result, entry, job, answer, spec, info, str(suite), expected, used, save)
-                del job, answer  # hold no case while waiting for the next one
+            _run_runtime(
+                result,
+                entry,
+                pool,
+                names,
+                prepare,
+                checked.records,
+                spec,
+                info,
+                str(suite),
+                expected,
+                used,
+                save,
+                progress,
+            )
     except KeyboardInterrupt:
-        result.complete = False
+        result.interrupted = True
+    result.missing = _missing(result, runtimes, names)
+    result.complete = not result.missing and not result.interrupted
     ran = [rt["spec"] for rt in result.runtimes if rt["available"]]
     result.stale_expectations = (
         [{**asdict(e), "key": e.key} for e in stale(expected, used, ran, names)] if result.complete else []
@@ -294,6 +383,41 @@ def validate(
     result.records.sort(key=lambda r: (r["runtime"], r["case"]))
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _missing(result: Validation, runtimes: Sequence[str], names: Sequence[str]) -> list[dict]:
+    """The selected pairs without a record: not judged, not a refused case, not on a runtime that
+    is unavailable here."""
+    have = {(r["runtime"], r["case"]) for r in result.records}
+    unavailable = {rt["spec"] for rt in result.runtimes if not rt["available"]}
+    return [
+        {"case": n, "runtime": s}
+        for s in dict.fromkeys(runtimes)
+        if s not in unavailable
+        for n in names
+        if (s, n) not in have and n not in result.case_problems
+    ]
+
+
+def selection_line(result: Validation) -> str:
+    """Selected pairs against what became of them."""
+    specs = list(dict.fromkeys(rt["spec"] for rt in result.runtimes))
+    available = {rt["spec"] for rt in result.runtimes if rt["available"]}
+    unavailable = len([s for s in specs if s not in available]) * result.selected
+    judged = sum(1 for r in result.records if not r.get("opref_fault"))
+    faults = len(result.records) - judged
+    refused = len(available) * len(set(result.case_problems))
+    parts = [f"{judged} judged"]
+    if faults:
+        parts.append(f"{faults} opref could not run or judge (error records)")
+    if refused:
+        parts.append(f"{refused} of refused cases")
+    if unavailable:
+        parts.append(f"{unavailable} on unavailable runtimes")
+    if result.missing:
+        parts.append(f"{len(result.missing)} without a record")
+    pairs = result.selected * len(specs)
+    return f"{pairs} pairs selected ({result.selected} cases x {len(specs)} runtimes): " + ", ".join(parts)
 
 
 def summary_lines(result: Validation) -> list[str]:
@@ -320,7 +444,12 @@ def summary_lines(result: Validation) -> list[str]:
         lines.append(f"STALE expectation (line {e['line']}): '{e['key']}' now passes - remove the line")
     if result.selected == 0:
         lines.append("0 cases selected: nothing was validated (check --only / --shard)")
+    lines.append(selection_line(result))
     lines.append(f"{len(result.unexpected)} unexpected normative failures; {result.seconds:.1f} s")
-    if not result.complete:
+    if result.interrupted:
         lines.append("INTERRUPTED: the results hold only what finished")
+    if result.missing:
+        named = ", ".join(f"{m['runtime']} {m['case']}" for m in result.missing[:10])
+        more = f" and {len(result.missing) - 10} more" if len(result.missing) > 10 else ""
+        lines.append(f"INCOMPLETE: {len(result.missing)} selected pairs have no record: {named}{more}")
     return lines

@@ -17,6 +17,7 @@ import traceback
 
 import numpy as np
 
+from opref import reaper
 from opref.protocol import Channel, Closed, Hello, ProtocolError, Reply, Request, plain
 from opref.runtimes import Outcome, Status, create, split_interpreter
 
@@ -88,6 +89,7 @@ def serve(channel: Channel, spec: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     spec, in_fd, out_fd = (argv if argv is not None else sys.argv[1:])[:3]
     channel = Channel(int(in_fd), int(out_fd))
+    reaper.become_subreaper()  # what the runtime starts stays ours, double-forked or not
     try:
         serve(channel, spec)
     except (Closed, OSError):  # the parent went away
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     except ProtocolError as exc:
         print(f"opref worker: {exc}", file=sys.stderr)
         return 3
+    finally:
+        reaper.end_everything_under_me()
     return 0
 
 

@@ -30,6 +30,7 @@ class FakeRuntime:
         self.mode = options.get("mode", "good")
         self.only = options.get("only", "*")
         self.bug = options.get("bug", "")
+        self.marker = options.get("marker", "")
         self.readings = {k[len("reading.") :]: v for k, v in options.items() if k.startswith("reading.")}
 
     def info(self) -> RuntimeInfo:
@@ -50,6 +51,9 @@ class FakeRuntime:
         if active and self.mode == "crash":
             os.abort()
         if active and self.mode == "hang":
+            if self.marker:  # tell a test that waits for it that the worker now never answers
+                with open(self.marker, "a") as fh:
+                    fh.write(node.name + "\n")
             time.sleep(3600)
         if active and self.mode == "same-upper-as-lower" and attrs.get("auto_pad") == "SAME_UPPER":
             # onnxruntime <= 1.12 (#9370): SAME_UPPER split an odd total padding the SAME_LOWER way.

@@ -119,8 +119,13 @@ def test_torch_column_absent_says_why():
 
 def test_list_prints_kernel_line_and_shapes():
     env = {k: v for k, v in os.environ.items() if k != bench.NATIVE_MARK}
-    out = subprocess.run([sys.executable, str(SCRIPT), "--list", "--only", "U-Net*"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--list", "--only", "U-Net*"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith("BLAS: ") or "threadpoolctl not installed" in lines[0], lines

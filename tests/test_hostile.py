@@ -315,6 +315,24 @@ def test_generate_refuses_to_replace_a_suite_holding_foreign_files(suite, capsys
         ["validate", "v", "--out", "o", "--jobs", "0"],
         ["validate", "v", "--out", "o", "--jobs", "-3"],
         ["generate", "--out", "o", "--random", "-5"],
+        # issue 22: too large is nonsense too (1e308 s was an OverflowError in the worker's deadline)
+        ["validate", "v", "--out", "o", "--timeout", "1e308"],
+        ["validate", "v", "--out", "o", "--timeout", "604801"],
+        ["validate", "v", "--out", "o", "--start-timeout", "1e308"],
+        ["validate", "v", "--out", "o", "--start-timeout", "nan"],
+        ["validate", "v", "--out", "o", "--start-timeout", "-1"],
+        ["validate", "v", "--out", "o", "--jobs", "1000000000"],
+        ["validate", "v", "--out", "o", "--jobs", "10**9"],
+        ["generate", "--out", "o", "--random", "1000000000"],
+        ["generate", "--out", "o", "--random", "1", "--seed", "-1"],
+        ["generate", "--out", "o", "--random", "1", "--seed", "4294967296"],
+        ["fuzz", "--runtime", "ort:cpu", "--out", "o", "--examples", "0"],
+        ["fuzz", "--runtime", "ort:cpu", "--out", "o", "--examples", "100000000000"],
+        ["fuzz", "--runtime", "ort:cpu", "--out", "o", "--max-elements", "0"],
+        ["fuzz", "--runtime", "ort:cpu", "--out", "o", "--max-elements", "1000000000000"],
+        ["fuzz", "--runtime", "ort:cpu", "--out", "o", "--time-budget", "1e308"],
+        ["fuzz", "--runtime", "ort:cpu", "--out", "o", "--time-budget", "nan"],
+        ["fuzz", "--runtime", "ort:cpu", "--out", "o", "--timeout", "inf"],
     ],
 )
 def test_nonsense_numbers_are_usage_errors(argv, capsys):
@@ -322,7 +340,51 @@ def test_nonsense_numbers_are_usage_errors(argv, capsys):
         cli_main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "expected a finite number of seconds > 0" in err or "expected a whole number >=" in err
+    assert "expected a number of seconds > 0 and <= 604800" in err or "expected a whole number from" in err
+
+
+@pytest.mark.parametrize(
+    "keywords",
+    [
+        {"timeout": 1e308},
+        {"timeout": float("nan")},
+        {"timeout": -1},
+        {"timeout": 0},
+        {"start_timeout": float("inf")},
+        {"start_timeout": 10**400},
+        {"jobs": 0},
+        {"jobs": 10**9},
+        {"jobs": 2.5},
+        {"jobs": True},
+    ],
+)
+def test_the_library_refuses_the_numbers_the_cli_refuses(suite, keywords, tmp_path):
+    from opref.fuzz import FuzzSettings
+
+    with pytest.raises(ValueError, match=next(iter(keywords))):
+        validate(suite, [FAKE], **keywords)
+    if "jobs" not in keywords:
+        with pytest.raises(ValueError, match=next(iter(keywords))):
+            FuzzSettings(**keywords)
+
+
+@pytest.mark.parametrize(
+    "keywords",
+    [{"examples": 0}, {"examples": 10**12}, {"max_elements": 0}, {"time_budget": float("nan")}],
+)
+def test_fuzz_settings_refuse_nonsense(keywords):
+    from opref.fuzz import FuzzSettings
+
+    with pytest.raises(ValueError, match=next(iter(keywords))):
+        FuzzSettings(**keywords)
+
+
+@pytest.mark.parametrize("keywords", [{"random": -1}, {"random": 10**9}, {"random": 1, "seed": -1}])
+def test_catalog_refuses_nonsense_counts_as_a_spec_error(keywords):
+    from opref.errors import SpecError
+
+    with pytest.raises(SpecError):
+        cs.catalog(**keywords)
 
 
 def test_out_that_is_a_file_is_a_usage_error(suite, tmp_path, capsys):

@@ -15,7 +15,7 @@ import pytest
 
 from opref import cases as cs
 from opref import vectors as vx
-from opref.pool import stderr_excerpt
+from opref.pool import StderrBuffer
 from opref.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,18 +36,21 @@ def by_case(res, spec=None):
 
 @pytest.mark.parametrize("mode", ["hang-factory", "hang-info"])
 def test_an_adapter_hanging_at_start_up_is_unavailable_within_the_deadline(suite, mode):
+    # Only the runtime that never reports runs under the short deadline: a good one may take
+    # longer than 3 s to start on a loaded machine (that the run goes on after an unavailable
+    # runtime is test_a_replacement_worker_that_cannot_start_ends_that_runtime_only's).
     t0 = time.monotonic()
-    res = validate(suite, [f"{BAD}?mode={mode}", FAKE], start_timeout=3, timeout=5)
+    res = validate(suite, [f"{BAD}?mode={mode}"], start_timeout=3)
     assert time.monotonic() - t0 < 60
     rt = res.runtimes[0]
     assert not rt["available"] and "did not report within 3 s" in rt["reason"]
-    assert res.exit_code == 1 and by_case(res, FAKE)["seed_basic"]["verdict"] == "pass"
+    assert res.exit_code == 1 and res.records == []
 
 
 @pytest.mark.parametrize("mode", ["half-message", "garbage"])
 def test_a_half_sent_or_garbled_answer_is_that_case_s_verdict(suite, mode):
     spec = f"{BAD}?mode={mode}&only=seed_basic"
-    res = validate(suite, [spec], timeout=3)
+    res = validate(suite, [spec], timeout=10)  # for the half-sent answer, which never completes
     cases = by_case(res)
     want = "timeout" if mode == "half-message" else "error"
     assert cases.pop("seed_basic")["verdict"] == want, res.records
@@ -67,8 +70,8 @@ def test_a_worker_that_forks_then_aborts_is_crashed_and_its_child_is_killed(suit
     pidfile = tmp_path / "child.pid"
     spec = f"{BAD}?mode=fork-abort&only=seed_basic&pidfile={pidfile}"
     t0 = time.monotonic()
-    res = validate(suite, [spec], timeout=30)
-    assert time.monotonic() - t0 < 25  # not the 30 s timeout: the death is seen at once
+    res = validate(suite, [spec], timeout=300)
+    assert time.monotonic() - t0 < 250  # not the 300 s timeout: the death is seen at once
     rec = by_case(res)["seed_basic"]
     assert rec["verdict"] == "crashed" and "SIGABRT" in rec["message"], rec
     child = int(pidfile.read_text())
@@ -127,36 +130,30 @@ def test_runtime_details_that_are_not_plain_values_reach_the_parent_as_text(suit
     assert isinstance(details["handle"], str) and res.exit_code == 0
 
 
-def test_crash_excerpt_keeps_the_panic_line_and_reads_a_bounded_amount(tmp_path):
-    log_path = tmp_path / "stderr"
-    with open(log_path, "wb") as fh:
-        fh.write(b"starting\nthread 'main' panicked at 'not yet implemented: SameUpper'\n")
-        fh.write(b"   frame: some::deep::function\n" * 2_000_000)  # a 64 MB forced backtrace
-        fh.write(b"note: run with RUST_BACKTRACE=0\n")
+def test_a_runtime_s_stderr_is_held_bounded_and_keeps_the_panic_line():
+    read_fd, write_fd = os.pipe()
+    log = StderrBuffer(read_fd)
+    most = written = 0
 
-    class Counting:
-        def __init__(self, fh):
-            self.fh, self.read_bytes = fh, 0
+    def write(data: bytes) -> None:
+        nonlocal most, written
+        written += len(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view[: 2**16]) :]
+            most = max(most, log.held())
 
-        def fileno(self):
-            return self.fh.fileno()
-
-        def seek(self, n):
-            return self.fh.seek(n)
-
-        def read(self, n=-1):
-            data = self.fh.read(n)
-            self.read_bytes += len(data)
-            return data
-
-    with open(log_path, "rb") as fh:
-        log = Counting(fh)
-        text = stderr_excerpt(log)
+    write(b"starting\nthread 'main' panicked at 'not yet implemented: SameUpper'\n")
+    write(b"   frame: some::deep::function\n" * 2_000_000)  # a 64 MB forced backtrace
+    write(b"note: run with RUST_BACKTRACE=0\n")
+    os.close(write_fd)
+    text = log.excerpt(settle=60)
     assert "panicked at 'not yet implemented: SameUpper'" in text and "RUST_BACKTRACE" in text
-    assert log.read_bytes < 200_000
+    assert log.total == written > 60_000_000 and max(most, log.held()) <= 80 * 2**10
 
 
 def test_ctrl_c_keeps_what_finished_and_says_it_is_incomplete(suite, tmp_path):
+    marker = tmp_path / "hanging"
     out = tmp_path / "r"
     out.mkdir()
     (out / "results.json").write_text('{"complete": true, "records": ["from an earlier run"]}')
@@ -169,9 +166,9 @@ def test_ctrl_c_keeps_what_finished_and_says_it_is_incomplete(suite, tmp_path):
             "validate",
             str(suite),
             "--runtime",
-            f"{FAKE}?mode=hang&only=seed_stride2",
+            f"{FAKE}?mode=hang&only=seed_stride2&marker={marker}",
             "--timeout",
-            "60",
+            "600",
             "--out",
             str(out),
         ],
@@ -180,12 +177,8 @@ def test_ctrl_c_keeps_what_finished_and_says_it_is_incomplete(suite, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    for _ in range(300):  # until the worker sits on the hanging case
-        data = json.loads((out / "results.json").read_text())
-        if data.get("complete") is False:
-            break
+    while not marker.exists() and proc.poll() is None:  # until the worker sits on the hanging case
         time.sleep(0.05)
-    time.sleep(3)
     proc.send_signal(signal.SIGINT)
     stdout, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, stdout
@@ -193,3 +186,115 @@ def test_ctrl_c_keeps_what_finished_and_says_it_is_incomplete(suite, tmp_path):
     assert data["complete"] is False and "INTERRUPTED" in stdout
     assert {r["case"] for r in data["records"]} >= {"seed_basic"}  # what finished is kept
     assert "seed_stride2" not in {r["case"] for r in data["records"]}
+    missing = {m["case"] for m in data["missing"]}  # the pairs without a record are named
+    assert "seed_stride2" in missing and not missing & {r["case"] for r in data["records"]}
+
+
+# --- issue 22, guarantee 1: one record per selected pair ------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["deep-header", "zero-dims-65", "zero-huge-dims"])
+def test_a_reply_that_breaks_decoding_is_that_pair_s_error_and_the_run_goes_on(suite, mode):
+    res = validate(suite, [f"{BAD}?mode={mode}&only=seed_basic"], timeout=60)
+    cases = by_case(res)
+    assert set(cases) == {p.name for p in (suite / "node").iterdir()}, "a selected pair has no record"
+    rec = cases.pop("seed_basic")
+    assert rec["verdict"] == "error" and "malformed" in rec["message"], rec
+    assert {r["verdict"] for r in cases.values()} == {"pass", "rejected"}
+    assert res.complete and res.exit_code == 1
+
+
+# --- issue 22, guarantee 4: a run leaves nothing behind --------------------------------------
+
+
+def _gone(pid: int) -> bool:
+    for _ in range(100):
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the subreaper is Linux's")
+@pytest.mark.parametrize("then", ["answer", "hang"])
+def test_a_double_forked_setsid_helper_does_not_outlive_the_run(suite, tmp_path, then):
+    pidfile = tmp_path / "daemon.pid"
+    spec = f"{BAD}?mode=daemon&then={then}&only=seed_basic&pidfile={pidfile}"
+    res = validate(suite, [spec], only=["seed_basic"], timeout=600 if then == "answer" else 2)
+    assert by_case(res)["seed_basic"]["verdict"] == ("pass" if then == "answer" else "timeout")
+    assert _gone(int(pidfile.read_text())), "the runtime's daemon outlived the run"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the subreaper is Linux's")
+def test_a_helper_left_by_a_worker_that_died_is_ended_by_the_command(suite, tmp_path):
+    pidfile = tmp_path / "daemon.pid"
+    spec = f"{BAD}?mode=daemon&then=abort&only=seed_basic&pidfile={pidfile}"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}"}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opref",
+            "validate",
+            str(suite),
+            "--runtime",
+            spec,
+            "--only",
+            "seed_basic",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 1 and "1 crashed" in run.stdout, run.stdout + run.stderr
+    assert _gone(int(pidfile.read_text())), "the dead worker's daemon outlived the run"
+
+
+# --- issue 22: a runtime that signals its parent, or its own process group -------------------
+
+
+def _validate_cli(suite, tmp_path, spec):
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}"}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opref",
+            "validate",
+            str(suite),
+            "--runtime",
+            spec,
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_worker_that_signals_the_run_stops_it_loudly_with_the_pairs_named(suite, tmp_path, sig):
+    # Decided (issue 22): not told apart from a Ctrl-C. The run stops as if interrupted: never
+    # a silent green, the pairs without a record named, exit 130.
+    run = _validate_cli(suite, tmp_path, f"{BAD}?mode=daemon&then=signal-parent&signal={sig}&only=seed_basic")
+    data = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert run.returncode == 130 and data["complete"] is False, run.stdout + run.stderr
+    named = {(m["runtime"], m["case"]) for m in data["missing"]}
+    have = {(r["runtime"], r["case"]) for r in data["records"]}
+    assert named and not named & have and len(named | have) == len(list((suite / "node").iterdir()))
+    assert "INCOMPLETE" in run.stdout and "INTERRUPTED" in run.stdout
+
+
+def test_a_worker_that_kills_its_process_group_costs_only_its_case(suite, tmp_path):
+    run = _validate_cli(suite, tmp_path, f"{BAD}?mode=daemon&then=signal-group&only=seed_basic")
+    data = json.loads((tmp_path / "o" / "results.json").read_text())
+    verdicts = {r["case"]: r["verdict"] for r in data["records"]}
+    assert verdicts.pop("seed_basic") == "crashed" and set(verdicts.values()) == {"pass", "rejected"}
+    assert run.returncode == 1 and data["complete"] is True, run.stdout + run.stderr

@@ -97,7 +97,7 @@ def test_crash_and_hang_are_isolated(suite):
     res = validate(
         suite,
         [f"{FAKE}?mode=crash&only=seed_basic", f"{FAKE}?mode=hang&only=seed_stride2"],
-        timeout=5,
+        timeout=10,  # for the case that never answers; the others answer in milliseconds
         jobs=2,
     )
     crash = verdicts(res, f"{FAKE}?mode=crash&only=seed_basic")

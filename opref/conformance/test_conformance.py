@@ -6,6 +6,7 @@ import pytest
 
 from opref.expectations import expectation_for
 from opref.judge import judge
+from opref.runtimes import declared_unit_roundoff
 from opref.validate import reproduce_command, request_for
 from opref.verdicts import GROUP, Group
 
@@ -15,7 +16,8 @@ def test_case(opref_case, opref_data, opref_runners, opref_suite, opref_expected
     runner = opref_runners(spec)
     if not runner.info.available:
         pytest.fail(f"{spec} unavailable: {runner.info.reason}", pytrace=False)
-    judgement = judge(opref_data, runner.run(*request_for(opref_data)))
+    u = declared_unit_roundoff(spec, opref_data.record.dtype)  # from the spec, never the worker
+    judgement = judge(opref_data, runner.run(*request_for(opref_data)), u)
     again = reproduce_command(str(opref_suite[0]), spec, name)
     detail = f"{judgement.verdict}: {judgement.message}\nreproduce: {again}"
     group = GROUP[judgement.verdict]

@@ -41,10 +41,9 @@ class OpenVinoAdapter:
         return self._info
 
     def unit_roundoff(self, dtype: str) -> float | None:
-        hint = self.config.get("INFERENCE_PRECISION_HINT", "f32").lower()
-        if dtype == "float32" and hint in ("bf16", "f16"):
-            return {"bf16": 2.0**-8, "f16": 2.0**-11}[hint]
-        return None
+        from opref.runtimes import declared_unit_roundoff
+
+        return declared_unit_roundoff(self.spec, dtype)
 
     def run(self, model: bytes, inputs: dict[str, np.ndarray]) -> Outcome:
         try:

@@ -24,7 +24,6 @@ import tempfile
 
 import numpy as np
 
-from opref.dtypes import TF32_UNIT_ROUNDOFF
 from opref.runtimes.base import Outcome, RuntimeInfo, Status
 
 PROVIDER_ALIASES = {
@@ -151,10 +150,9 @@ class OrtAdapter:
         return self._info
 
     def unit_roundoff(self, dtype: str) -> float | None:
-        tf32 = self.options.get("use_tf32", "0") not in ("0", "false", "False")
-        if self.provider == "CUDAExecutionProvider" and tf32 and dtype == "float32":
-            return TF32_UNIT_ROUNDOFF
-        return None
+        from opref.runtimes import declared_unit_roundoff
+
+        return declared_unit_roundoff(self.spec, dtype)
 
     def _session_options(self, profile_dir: str | None):
         so = self._ort.SessionOptions()
