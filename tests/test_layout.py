@@ -14,8 +14,8 @@ PACKAGE = ROOT / "opref"
 
 # The floors, lowest first. A module may import from its own floor or any below it, never above.
 FLOORS: dict[int, tuple[str, ...]] = {
-    1: ("readings", "dtypes", "verdicts", "errors", "version"),
-    2: ("geometry", "model", "codec", "outdir", "runtimes"),
+    1: ("readings", "dtypes", "verdicts", "errors", "version", "limits"),
+    2: ("geometry", "model", "codec", "outdir", "reaper", "runtimes"),
     3: ("catalog", "cases", "reference", "direct", "frameworks", "tolerance"),
     4: ("vectors",),
     5: ("boundary", "protocol", "suite"),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from opref.runtimes.base import Adapter, Outcome, RuntimeInfo, Status
+from opref.runtimes.roundoff import unit_roundoff_for
 
 
 class RuntimeSpecError(ValueError):
@@ -133,28 +134,18 @@ def check(spec: str) -> None:
             raise RuntimeSpecError(f"{spec!r}: write py:MODULE:FACTORY")
 
 
-_FALSE = ("0", "false", "False")
-_PRECISION_HINTS = {"bf16": 2.0**-8, "f16": 2.0**-11}
-
-
 def declared_unit_roundoff(spec: str, dtype: str) -> float | None:
     """The unit roundoff a runtime is judged with on ``dtype`` when its spec opts into a looser
     accumulation (``ort:cuda?use_tf32=1``, ``openvino?INFERENCE_PRECISION_HINT=bf16``), else None
     (the dtype's). Read from the spec the user wrote, never from what a worker answers: a runtime
     cannot loosen its own judge."""
     kind, arg, options = parse(spec)
-    if dtype != "float32":
-        return None
+    provider = ""
     if kind == "ort":
         from opref.runtimes.ort import provider_name
 
-        if provider_name(arg) == "CUDAExecutionProvider" and options.get("use_tf32", "0") not in _FALSE:
-            from opref.dtypes import TF32_UNIT_ROUNDOFF
-
-            return TF32_UNIT_ROUNDOFF
-    if kind == "openvino":
-        return _PRECISION_HINTS.get(options.get("INFERENCE_PRECISION_HINT", "f32").lower())
-    return None
+        provider = provider_name(arg)
+    return unit_roundoff_for(kind, provider, options, dtype)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -11,6 +11,7 @@ import ml_dtypes
 import numpy as np
 
 from opref.runtimes.base import Outcome, RuntimeInfo, Status
+from opref.runtimes.roundoff import unit_roundoff_for
 
 
 class OpenVinoAdapter:
@@ -41,9 +42,7 @@ class OpenVinoAdapter:
         return self._info
 
     def unit_roundoff(self, dtype: str) -> float | None:
-        from opref.runtimes import declared_unit_roundoff
-
-        return declared_unit_roundoff(self.spec, dtype)
+        return unit_roundoff_for("openvino", "", self.config, dtype)
 
     def run(self, model: bytes, inputs: dict[str, np.ndarray]) -> Outcome:
         try:

@@ -25,6 +25,7 @@ import tempfile
 import numpy as np
 
 from opref.runtimes.base import Outcome, RuntimeInfo, Status
+from opref.runtimes.roundoff import unit_roundoff_for
 
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -150,9 +151,7 @@ class OrtAdapter:
         return self._info
 
     def unit_roundoff(self, dtype: str) -> float | None:
-        from opref.runtimes import declared_unit_roundoff
-
-        return declared_unit_roundoff(self.spec, dtype)
+        return unit_roundoff_for("ort", self.provider, self.options, dtype)
 
     def _session_options(self, profile_dir: str | None):
         so = self._ort.SessionOptions()
