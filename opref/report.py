@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from opref.boundary import read_results
 from opref.cases import VARIANT_SEPARATOR, VARIANTS
 from opref.readings import AMBIGUITIES
 from opref.validate import dumps, reproduce_command
@@ -51,53 +52,14 @@ class Report:
         return self.data["records"]
 
 
-_RESULT_FIELDS = {"case": str, "runtime": str, "verdict": str, "dtype": str, "opset": int, "reproduce": str}
-
-
-def check_results(data: object, source: str) -> dict:
-    """``data`` if it is validation results opref can report on; ValueError says why not."""
-    if isinstance(data, dict) and data.get("generator") == "opref" and "cases" in data:
-        raise ValueError(f"{source}: a suite manifest, not validation results (run opref validate first)")
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("runtimes"), list)
-        or not isinstance(data.get("records"), list)
-    ):
-        raise ValueError(f"{source}: not opref validation results (no 'runtimes' and 'records' lists)")
-    verdicts = {v.value for v in Verdict}
-    for i, rt in enumerate(data["runtimes"]):
-        if (
-            not isinstance(rt, dict)
-            or not isinstance(rt.get("spec"), str)
-            or not isinstance(rt.get("available"), bool)
-        ):
-            raise ValueError(f"{source}: runtimes[{i}] has no 'spec' string and 'available' flag")
-    for i, rec in enumerate(data["records"]):
-        if not isinstance(rec, dict):
-            raise ValueError(f"{source}: records[{i}] is not an object")
-        for key, kind in _RESULT_FIELDS.items():
-            if not isinstance(rec.get(key), kind):
-                raise ValueError(f"{source}: records[{i}] has no {kind.__name__} {key!r}")
-        if rec["verdict"] not in verdicts:
-            raise ValueError(f"{source}: records[{i}] has the unknown verdict {rec['verdict']!r}")
-    for key in ("suite", "started"):
-        data.setdefault(key, "")
-    data.setdefault("seconds", 0.0)
-    data.setdefault("complete", True)
-    return data
-
-
 def load_results(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """Each results.json (or directory holding one) read through :func:`opref.boundary.read_results`:
+    ValueError, one line, for a file that is not validation results; a record that is not what
+    opref writes is left out and named in that result's ``read_notes``."""
     out = []
     for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            path = path / "results.json"
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: cannot read validation results ({exc})") from None
-        out.append(check_results(data, str(path)))
+        results = read_results(p)
+        out.append({**results.data, "read_notes": list(results.notes)})
     return out
 
 
@@ -106,7 +68,7 @@ def exit_code(data: dict) -> int:
     if not all(s.get("complete", True) for s in data["sources"]):
         return 1
     unavailable = [rt for rt in data["runtimes"] if not rt["available"] and not data["allow_unavailable"]]
-    failed = data["unexpected_count"] or data["suite_problems"] or data["case_problems"]
+    failed = data["unexpected_count"] or data["suite_problems"] or data["case_problems"] or data["read_notes"]
     return 1 if failed or unavailable or not data["records"] else 0
 
 
@@ -184,6 +146,7 @@ def aggregate(results: Sequence[dict], out: str | os.PathLike | None = None) -> 
         "placement": {k: dict(sorted(v.items())) for k, v in sorted(placement.items())},
         "suite_problems": sorted({p for r in results for p in r.get("suite_problems", [])}),
         "case_problems": {k: v for r in results for k, v in r.get("case_problems", {}).items()},
+        "read_notes": [n for r in results for n in r.get("read_notes", [])],
         "records": records,
     }
     data.update(variant_views(records))
@@ -502,6 +465,10 @@ def markdown(report: Report) -> str:
         lines += ["## Suite problems (files that failed verification; those cases were not run)", ""]
         lines += [f"- {p}" for p in d["suite_problems"]]
         lines += [f"- `{k}`: {v}" for k, v in sorted(d["case_problems"].items())]
+        lines.append("")
+    if d["read_notes"]:
+        lines += ["## Records left out (results.json held what opref does not write)", ""]
+        lines += [f"- {_cell(n)}" for n in d["read_notes"]]
         lines.append("")
 
     lines += ["## Runtimes and machine", ""]

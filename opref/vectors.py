@@ -20,6 +20,7 @@ import errno
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from opref import boundary
 from opref.cases import VARIANTS, Case
 from opref.dtypes import DTYPES, DType, dtype_of
 from opref.errors import SpecError
@@ -81,14 +83,17 @@ def read_tensor(data: bytes) -> np.ndarray:
     if t.data_type not in by_id:
         raise SuiteError(f"tensor {t.name!r} has ONNX data type {t.data_type}, not a float type opref knows")
     dt = by_id[t.data_type]
-    shape = tuple(t.dims)
+    try:  # checked before anything is allocated: no negative, no overflowing, no 65-dim shape
+        shape = boundary.shape(list(t.dims), f"tensor {t.name!r:.80} dims", max_elements=2**32)
+    except boundary.BoundaryError as exc:
+        raise SuiteError(str(exc)) from None
     if t.HasField("raw_data"):
         arr = np.frombuffer(t.raw_data, dtype=dt.numpy.newbyteorder("<"))
     else:
         from onnx import numpy_helper
 
         arr = numpy_helper.to_array(t).reshape(-1)
-    if arr.size != int(np.prod(shape)):
+    if arr.size != math.prod(shape):
         raise SuiteError(f"tensor {t.name!r}: {arr.size} values for shape {list(shape)}")
     return arr.astype(dt.numpy, copy=False).reshape(shape)  # a view where the bytes allow it
 
@@ -564,11 +569,9 @@ def load_manifest(suite: str | os.PathLike) -> dict:
     finally:
         os.close(root_fd)
     try:
-        obj = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise SuiteError(f"{path}: not UTF-8 ({exc})") from None
-    except ValueError as exc:
-        raise SuiteError(f"{path}: not valid JSON ({exc})") from None
+        obj = boundary.load_json(data, str(path), max_bytes=MAX_MANIFEST_BYTES)
+    except boundary.BoundaryError as exc:
+        raise SuiteError(str(exc)) from None
     if not isinstance(obj, dict) or obj.get("generator") != "opref" or not isinstance(obj.get("cases"), list):
         raise SuiteError(f"{path}: not an opref manifest")
     if obj.get("format") != FORMAT:
@@ -637,6 +640,20 @@ def _str(value: object, what: str) -> str:
     return value
 
 
+def _prose(value: object, what: str) -> str:
+    """Free text of a record (family, description, reject message), normalised at the boundary."""
+    return boundary.text(_str(value, what), what)
+
+
+def _shape(value: object, what: str) -> tuple[int, ...]:
+    """A shape of a record, bounded before any geometry is computed on it: what no suite file
+    could hold (zero-size dimensions set aside) is refused here, in microseconds."""
+    try:
+        return boundary.shape(value, what, max_rank=16, max_elements=MAX_FILE_BYTES)
+    except boundary.BoundaryError as exc:
+        raise RecordError(str(exc)) from None
+
+
 def _attributes(value: object) -> dict[str, object]:
     if not isinstance(value, dict):
         raise RecordError("attributes must be an object")
@@ -687,9 +704,9 @@ def parse_record(rec: object) -> CaseRecord:
     expect = _str(rec.get("expect"), "expect")
     if expect not in ("output", "reject"):
         raise RecordError(f"expect must be 'output' or 'reject', got {expect!r:.40}")
-    x_shape = _ints(rec.get("x_shape"), "x_shape", 0)
-    w_shape = _ints(rec.get("w_shape"), "w_shape", 0)
-    b_shape = None if rec.get("b_shape") is None else _ints(rec.get("b_shape"), "b_shape", 0)
+    x_shape = _shape(rec.get("x_shape"), "x_shape")
+    w_shape = _shape(rec.get("w_shape"), "w_shape")
+    b_shape = None if rec.get("b_shape") is None else _shape(rec.get("b_shape"), "b_shape")
     attributes = _attributes(rec.get("attributes"))
     files = _files(rec.get("files"), expect)
     ambiguities = rec.get("ambiguities") or []
@@ -726,7 +743,7 @@ def parse_record(rec: object) -> CaseRecord:
             )
     return CaseRecord(
         name,
-        _str(rec.get("family", ""), "family"),
+        _prose(rec.get("family", ""), "family"),
         dtype,
         opset,
         x_shape,
@@ -738,8 +755,8 @@ def parse_record(rec: object) -> CaseRecord:
         tolerance,
         files,
         None if geo is None else tuple(geo.output_shape),
-        _str(rec.get("reject_message", ""), "reject_message"),
-        _str(rec.get("description", ""), "description"),
+        _prose(rec.get("reject_message", ""), "reject_message"),
+        _prose(rec.get("description", ""), "description"),
         variant,
         base_case,
     )
@@ -912,7 +929,8 @@ def unlisted(suite: str | os.PathLike, manifest: Manifest) -> list[str]:
             rel = f"{sub}/{entry}" if sub else entry
             if (case, rel) not in listed and case in manifest.records:
                 extra.append(f"node/{case}/{rel}: not in the manifest")
-    return sorted(extra)
+    # File names are outside text (any bytes but "/" and NUL, decoded with surrogate escapes).
+    return sorted(boundary.text(e, "a file name", 1000) for e in extra)
 
 
 def recompute(suite: str | os.PathLike, records: Iterable[CaseRecord]) -> dict[str, str]:
