@@ -477,9 +477,20 @@ def read_results(path: str | os.PathLike) -> Results:
         if not isinstance(clean.get(key, []), list):
             notes.append(f"{p}: {key!r} is not a list; ignored")
             clean[key] = []
-    clean["unexpected"] = [
-        u for u in clean.get("unexpected", []) if isinstance(u, dict) and {"runtime", "case"} <= set(u)
-    ]
+    kept = {
+        "unexpected": lambda u: (
+            isinstance(u, dict) and all(isinstance(u.get(k), str) for k in ("runtime", "case"))
+        ),
+        "stale_expectations": lambda e: isinstance(e, dict),
+        "suite_problems": lambda x: isinstance(x, str),
+    }
+    for key, fits in kept.items():
+        entries = clean.get(key, [])
+        clean[key] = [e for e in entries if fits(e)]
+        if len(clean[key]) != len(entries):
+            notes.append(
+                f"{p}: {len(entries) - len(clean[key])} entries of {key!r} are not what opref writes; ignored"
+            )
     try:
         clean["seconds"] = number(clean.get("seconds", 0.0), "seconds") or 0.0
     except BoundaryError:

@@ -487,3 +487,18 @@ def test_saved_tensor_paths_are_confined_to_the_results_directory(results_dir, t
     notes = results[0]["read_notes"]
     assert len(notes) == 1 and words in notes[0], notes
     assert results[0]["tensors_root"] == str(out.absolute())  # read beside the file, not where it says
+
+
+def test_hand_edited_run_level_fields_are_noted_and_the_report_is_written(results_dir, tmp_path):
+    from opref.report import load_results, write_report
+
+    def edit(d):
+        d.update(suite_problems=[1, "a problem"], stale_expectations=["s", {"line": 3}], machine="m")
+        d.update(unexpected=[{"runtime": 1}], case_problems={"c": 5}, complete="yes", seconds="long")
+
+    results = load_results([_hand_edit(results_dir, tmp_path, edit)])
+    notes = " ".join(results[0]["read_notes"])
+    for key in ("suite_problems", "stale_expectations", "unexpected", "case_problems", "complete"):
+        assert key in notes, (key, notes)
+    report = write_report(results, tmp_path / "report")
+    assert report.data["suite_problems"] == ["a problem"] and report.data["exit_code"] == 1
