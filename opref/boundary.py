@@ -29,11 +29,14 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 
 from opref.geometry import nonzero_size
+
+if TYPE_CHECKING:
+    import onnx
 
 MAX_DEPTH = 16  # nesting of any JSON opref reads: its own files nest 5 deep at most
 MAX_TEXT = 64 * 2**10  # characters kept of one piece of outside text
@@ -225,6 +228,7 @@ def parse_model(data: bytes, max_bytes: int) -> onnx.ModelProto:
     """A model file's bytes as a ModelProto: at most ``max_bytes``, well-formed protobuf (whose
     parser bounds nesting at 100), and every string field valid UTF-8 (protobuf hands an
     invalid one back as bytes; opref writes none). BoundaryError names the field."""
+    import onnx  # here, not at the top: a worker imports this module and never reads a model
     from google.protobuf.message import DecodeError
 
     if len(data) > max_bytes:
