@@ -64,19 +64,22 @@ _SPECIAL = np.zeros(256, bool)
 _SPECIAL[[ord(c) for c in '[]{}"\\']] = True
 
 
-def json_depth(data: bytes | bytearray) -> int:
+def json_depth(data: bytes | bytearray, stop: int | None = None) -> int:
     """How deeply the arrays and objects of JSON text ``data`` nest (an over-estimate for text
     that is not JSON), without decoding it: a few numpy passes over the bytes, in chunks.
 
     Only brackets, quotes and backslashes matter, so they are picked out first (a fraction of
     the bytes). A quote counts unless an odd run of backslashes precedes it; a bracket counts
     unless an odd number of quotes precedes it (it is inside a string); the depth is the
-    highest running count of ``[{`` minus ``]}``.
+    highest running count of ``[{`` minus ``]}``. With ``stop``, it returns as soon as the depth
+    passes it (chunks start small, so a hostile frame costs little).
     """
     raw = bytes(data)
     deepest = level = quotes = run = 0  # carried over chunks: depth, quote parity, backslash run
-    for start in range(0, len(raw), _SCAN_CHUNK):
-        chunk = np.frombuffer(raw, np.uint8, count=min(_SCAN_CHUNK, len(raw) - start), offset=start)
+    start, size = 0, min(_SCAN_CHUNK, 2**12)
+    while start < len(raw):
+        chunk = np.frombuffer(raw, np.uint8, count=min(size, len(raw) - start), offset=start)
+        start, size = start + chunk.size, min(2 * size, _SCAN_CHUNK)
         at = np.flatnonzero(_SPECIAL[chunk])
         if not at.size:
             run = 0
@@ -108,6 +111,8 @@ def json_depth(data: bytes | bytearray) -> int:
         running = np.cumsum(step) + level
         deepest = max(deepest, int(running.max()))
         level, quotes = int(running[-1]), int(inside[-1])
+        if stop is not None and deepest > stop:
+            break
     return deepest
 
 
@@ -120,9 +125,9 @@ def load_json(data: bytes | bytearray, what: str, *, max_bytes: int, max_depth: 
     deep, with no NaN or Infinity (JSON has none). BoundaryError names ``what`` and the problem."""
     if len(data) > max_bytes:
         raise BoundaryError(f"{what}: {len(data)} bytes, over the {max_bytes}-byte limit")
-    depth = json_depth(data)
+    depth = json_depth(data, stop=max_depth)
     if depth > max_depth:
-        raise BoundaryError(f"{what}: nested {depth} deep, over the limit of {max_depth}")
+        raise BoundaryError(f"{what}: nested {depth} deep or more, over the limit of {max_depth}")
     try:
         decoded = bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
