@@ -182,7 +182,7 @@ def plain(value: object, what: str, depth: int = 8, cap: int = MAX_TEXT) -> obje
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return value if -(2**63) <= value < 2**64 else text(str(value)[:60], what, 60)
+        return value if -(2**63) <= value < 2**64 else f"an integer of {value.bit_length()} bits"
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, str | bytes):
