@@ -5,10 +5,12 @@ listed under, and :class:`SuiteError`."""
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 import onnx
 
+from opref import boundary
 from opref.dtypes import DTYPES, dtype_of
 
 MANIFEST = "manifest.json"
@@ -16,6 +18,9 @@ CHECKER = "checker.json"
 FORMAT = 1
 DATA_SET = "test_data_set_0"
 OUTPUT_FILE = f"{DATA_SET}/output_0.pb"
+# Nothing larger is read from a suite (a model, or one tensor file); the manifest has its own cap.
+MAX_FILE_BYTES = 256 * 2**20
+MAX_MANIFEST_BYTES = 64 * 2**20
 
 
 class SuiteError(Exception):
@@ -46,14 +51,17 @@ def read_tensor(data: bytes) -> np.ndarray:
     if t.data_type not in by_id:
         raise SuiteError(f"tensor {t.name!r} has ONNX data type {t.data_type}, not a float type opref knows")
     dt = by_id[t.data_type]
-    shape = tuple(t.dims)
+    try:  # checked before anything is allocated: no negative, no overflowing, no 65-dim shape
+        shape = boundary.shape(list(t.dims), f"tensor {t.name!r:.80} dims", max_elements=2**32)
+    except boundary.BoundaryError as exc:
+        raise SuiteError(str(exc)) from None
     if t.HasField("raw_data"):
         arr = np.frombuffer(t.raw_data, dtype=dt.numpy.newbyteorder("<"))
     else:
         from onnx import numpy_helper
 
         arr = numpy_helper.to_array(t).reshape(-1)
-    if arr.size != int(np.prod(shape)):
+    if arr.size != math.prod(shape):
         raise SuiteError(f"tensor {t.name!r}: {arr.size} values for shape {list(shape)}")
     return arr.astype(dt.numpy, copy=False).reshape(shape)  # a view where the bytes allow it
 

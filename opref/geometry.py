@@ -372,19 +372,28 @@ def _resolve_axis(att: _Attributes, rule: Rule, i: int) -> tuple[Axis, set[str]]
     return Axis(x, att.kernel[i], s, d, a, full, target, total, pb, pe, out), tags
 
 
+def nonzero_size(dims: Sequence[int]) -> int:
+    """The product of the nonzero sizes in ``dims`` (exact): what a shape holding a zero-size
+    dimension would hold without it, the bound every size guard checks."""
+    return math.prod(d for d in dims if d)
+
+
 def _guard_size(att: _Attributes, axes: Sequence[Axis]) -> tuple[int, ...]:
     """The full output shape (N, M, O...), or SpecError when it, or the intermediate
     product of every kernel tap with every input position, exceeds MAX_OUTPUT_ELEMENTS."""
     x = att.x
     m = att.w[1] * att.group
     full_out = (x[0], m, *(ax.output for ax in axes))
-    if math.prod(full_out) > MAX_OUTPUT_ELEMENTS:
+    # Sizes are counted with zero-size dimensions set aside: a batch of 0 holds nothing, yet every
+    # buffer laid out per batch item (and numpy's own size arithmetic) still sees the rest.
+    if nonzero_size(full_out) > MAX_OUTPUT_ELEMENTS:
         raise SpecError(
             "output_shape",
             list(full_out),
-            f"has {math.prod(full_out)} elements; opref refuses more than {MAX_OUTPUT_ELEMENTS}",
+            f"has {nonzero_size(full_out)} elements (zero-size dimensions set aside); "
+            f"opref refuses more than {MAX_OUTPUT_ELEMENTS}",
         )
-    gemm = x[0] * m * math.prod(att.kernel) * math.prod(x[2:])
+    gemm = nonzero_size((x[0], m, *att.kernel, *x[2:]))
     if gemm > MAX_OUTPUT_ELEMENTS:
         raise SpecError(
             "X.shape",

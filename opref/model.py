@@ -155,7 +155,12 @@ def _declared(shape: Sequence[int | None], prefix: str, batch: bool, spatial: bo
     return dims
 
 
-_PLAIN_ATTRIBUTE_TYPES = (onnx.AttributeProto.INT, onnx.AttributeProto.INTS, onnx.AttributeProto.STRING)
+# The attribute types ConvTranspose has, each with the one value field opref sets for it.
+_VALUE_FIELD = {
+    onnx.AttributeProto.INT: "i",
+    onnx.AttributeProto.INTS: "ints",
+    onnx.AttributeProto.STRING: "s",
+}
 
 
 def check_case_model(data: bytes, record, arrays: Sequence) -> tuple[list[str], tuple]:
@@ -163,36 +168,52 @@ def check_case_model(data: bytes, record, arrays: Sequence) -> tuple[list[str], 
     files bind to (input_i -> the i-th graph input) and the node's operands X, W[, B] (from the
     input files, or the model's initializers). SuiteError names the first difference.
 
-    The pattern: one ConvTranspose node of the default domain, nothing else — no subgraphs, no
-    functions, no external data, no other domain — with the record's attributes, opset, element
-    type and shapes. A suite that holds anything else is refused case by case.
+    The pattern: one ConvTranspose node of the default domain, spelled "" as opref writes it,
+    nothing else — no subgraphs, no functions, no external data, no other domain — with the
+    record's attributes (each once, with only its typed value set), opset, IR version, element
+    types and shapes, and every string valid UTF-8. A suite that holds anything else is refused
+    case by case, before any runtime sees it.
     """
-    from google.protobuf.message import DecodeError
-
-    from opref.codec import SuiteError, read_tensor
+    from opref.boundary import BoundaryError, parse_model
+    from opref.codec import MAX_FILE_BYTES, SuiteError, read_tensor
 
     def bad(why: str) -> SuiteError:
         return SuiteError(f"model.onnx: {why}")
 
-    model = onnx.ModelProto()
     try:
-        model.ParseFromString(data)
-    except DecodeError as exc:
-        raise bad(f"malformed ({exc})") from None
+        model = parse_model(data, MAX_FILE_BYTES)
+    except BoundaryError as exc:
+        raise bad(str(exc)) from None
     graph = model.graph
+    if model.ir_version != ir_version_for(record.opset):
+        raise bad(
+            f"has ir_version {model.ir_version}; opref writes {ir_version_for(record.opset)} "
+            f"for opset {record.opset}"
+        )
     if model.functions or model.training_info:
         raise bad("holds functions or training information; a case model is one ConvTranspose node")
     domains = [(o.domain, o.version) for o in model.opset_import]
-    if len(domains) != 1 or domains[0][0] not in ("", "ai.onnx") or domains[0][1] != record.opset:
-        raise bad(f"imports opsets {domains}; the record says opset {record.opset} of the default domain")
+    if len(domains) != 1 or domains[0][0] != "" or domains[0][1] != record.opset:
+        raise bad(
+            f"imports opsets {domains}; the record says opset {record.opset} of the default domain, "
+            'which opref spells ""'
+        )
     if len(graph.node) != 1:
         raise bad(f"has {len(graph.node)} nodes; a case model is one ConvTranspose node")
     node = graph.node[0]
-    if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx"):
-        raise bad(f"its node is {node.domain or 'ai.onnx'}.{node.op_type}, not ConvTranspose")
+    if node.op_type != "ConvTranspose" or node.domain != "":
+        raise bad(f"its node is {node.domain!r}.{node.op_type}, not ConvTranspose of the domain \"\"")
+    names = [a.name for a in node.attribute]
+    if len(set(names)) != len(names):
+        raise bad(f"sets attribute {sorted({n for n in names if names.count(n) > 1})} more than once")
     for a in node.attribute:
-        if a.name not in ATTRIBUTE_NAMES or a.type not in _PLAIN_ATTRIBUTE_TYPES:
+        if a.name not in ATTRIBUTE_NAMES or a.type not in _VALUE_FIELD:
             raise bad(f"attribute {a.name!r} (type {a.type}) is not a ConvTranspose attribute")
+        extra = {f.name for f, _ in a.ListFields()} - {"name", "type", _VALUE_FIELD[a.type]}
+        if extra:
+            raise bad(f"attribute {a.name!r} of type {a.type} also sets {sorted(extra)}")
+        if a.type == onnx.AttributeProto.STRING and not _is_utf8(a.s):
+            raise bad(f"attribute {a.name!r} holds {a.s!r:.60}, not UTF-8 text")
     attrs = node_attributes(node)
     if attrs != dict(record.attributes):
         raise bad(f"attributes {attrs} differ from the manifest's {dict(record.attributes)}")
@@ -210,6 +231,11 @@ def check_case_model(data: bytes, record, arrays: Sequence) -> tuple[list[str], 
         raise bad(f"graph inputs {[i.name for i in graph.input]} are not the node's inputs {fed}")
     if [o.name for o in graph.output] != list(node.output):
         raise bad("its graph output is not the node's output")
+    out_type = graph.output[0].type
+    if out_type.WhichOneof("value") != "tensor_type" or out_type.tensor_type.elem_type != (
+        dtype_of(record.dtype).onnx_type
+    ):
+        raise bad(f"its output is declared as {_type_text(out_type)}; the record says {record.dtype}")
     if len(fed) != len(arrays):
         raise bad(f"takes {len(fed)} inputs, the case has {len(arrays)} input files")
     shapes = {0: record.x_shape, 1: record.w_shape, 2: record.b_shape}
@@ -250,3 +276,18 @@ def check_case_model(data: bytes, record, arrays: Sequence) -> tuple[list[str], 
         ):
             raise bad(f"input {value.name!r} is declared with another shape than {list(array.shape)}")
     return fed, tuple(operands[n] for n in node.input)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _type_text(t: onnx.TypeProto) -> str:
+    kind = t.WhichOneof("value")
+    if kind != "tensor_type":
+        return f"a {kind or 'value of no type'}"
+    return f"a tensor of element type {t.tensor_type.elem_type}"

@@ -4,7 +4,9 @@ Each message is one JSON header frame (plain values only) followed by its binary
 (model bytes, arrays). Nothing is pickled: the two sides may run different numpy versions,
 and a worker that misbehaves can send garbage, never code. Every message is validated where it
 is read (:class:`ProtocolError` says what is wrong), and the parent reads with a deadline and a
-size limit, so a half-sent or oversized answer is a per-case verdict, never a hang.
+size limit, so a half-sent or oversized answer is a per-case verdict, never a hang. What the
+worker sends is decoded through :mod:`opref.boundary` (bounded, typed, text normalised): the
+parent never trusts a value because the worker produced it.
 
 Frames: an 8-byte little-endian length, then that many bytes.
 """
@@ -23,11 +25,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from opref import boundary
+from opref.boundary import BoundaryError
 from opref.runtimes.base import Status
 
 _LENGTH = struct.Struct("<Q")
 MAX_HEADER_BYTES = 4 * 2**20  # a header is names, statuses and messages: never this large
-MAX_TEXT = 64 * 2**10  # messages and placements are cut to this many characters
+MAX_TEXT = boundary.MAX_TEXT  # messages and placements are cut to this many characters
+MAX_DEPTH = 16  # a header nests 3 deep; an adapter's details a few levels more
 _CHUNK = 2**20
 
 # Element types an array may have on the wire: numbers only (no objects, strings or records).
@@ -84,9 +89,10 @@ class ArraySpec:
         if not isinstance(dtype, str):
             raise ProtocolError("array dtype is not a string")
         wire_dtype(dtype)
-        if not isinstance(shape, list) or not all(type(d) is int and 0 <= d < 2**62 for d in shape):
-            raise ProtocolError(f"array shape {shape!r:.200} is not a list of sizes")
-        return cls(dtype, tuple(shape))
+        try:
+            return cls(dtype, boundary.shape(shape, "array shape"))
+        except BoundaryError as exc:
+            raise ProtocolError(str(exc)) from None
 
     @classmethod
     def of(cls, array: np.ndarray) -> ArraySpec:
@@ -110,9 +116,11 @@ def encode_array(array: np.ndarray) -> tuple[ArraySpec, memoryview]:
 
 
 def _text(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise ProtocolError(f"{what} is not a string")
-    return value
+    """Text from the other side, normalised once (:func:`opref.boundary.text`)."""
+    try:
+        return boundary.text(value, what, MAX_TEXT)
+    except BoundaryError as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 # --- the messages -------------------------------------------------------------------------
@@ -144,12 +152,16 @@ class Hello:
             raise ProtocolError(f"expected the worker's hello, got {obj.get('kind')!r:.50}")
         if not isinstance(obj.get("available"), bool) or not isinstance(obj.get("details"), dict):
             raise ProtocolError("hello: 'available' must be a boolean and 'details' an object")
+        try:
+            details = boundary.plain(obj["details"], "hello details")
+        except BoundaryError as exc:
+            raise ProtocolError(str(exc)) from None
         return cls(
             _text(obj.get("name"), "hello name"),
             _text(obj.get("version"), "hello version"),
             obj["available"],
             _text(obj.get("reason"), "hello reason"),
-            obj["details"],
+            details,
         )
 
 
@@ -211,8 +223,8 @@ class Reply:
             "kind": "reply",
             "case": self.case,
             "status": str(self.status),
-            "message": self.message[:MAX_TEXT],
-            "placement": self.placement[:MAX_TEXT],
+            "message": boundary.text(self.message, "message", MAX_TEXT),  # cut with its mark here
+            "placement": boundary.text(self.placement, "placement", MAX_TEXT),
             "unit_roundoff": self.unit_roundoff,
             "output": None if spec is None else spec.to_wire(),
         }
@@ -249,18 +261,19 @@ class ReplyHeader:
         return cls(
             case,
             status,
-            _text(obj.get("message"), "message")[:MAX_TEXT],
-            _text(obj.get("placement"), "placement")[:MAX_TEXT],
+            _text(obj.get("message"), "message"),
+            _text(obj.get("placement"), "placement"),
             u,
             output,
         )
 
 
 def load_header(data: bytes) -> dict:
+    """A header frame as a JSON object, bounded in size and depth before it is decoded."""
     try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"header is not JSON: {exc}") from None
+        obj = boundary.load_json(data, "header", max_bytes=MAX_HEADER_BYTES, max_depth=MAX_DEPTH)
+    except BoundaryError as exc:
+        raise ProtocolError(str(exc)) from None
     if not isinstance(obj, dict):
         raise ProtocolError("header is not a JSON object")
     return obj

@@ -11,7 +11,6 @@ are parsed, judged and sent to a runtime.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import stat
@@ -22,8 +21,18 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from opref import boundary
 from opref.cases import VARIANTS
-from opref.codec import DATA_SET, FORMAT, MANIFEST, OUTPUT_FILE, SuiteError, read_tensor, sha256
+from opref.codec import (
+    DATA_SET,
+    FORMAT,
+    MANIFEST,
+    MAX_FILE_BYTES,
+    MAX_MANIFEST_BYTES,
+    OUTPUT_FILE,
+    SuiteError,
+    read_tensor,
+)
 from opref.dtypes import DTYPES
 from opref.errors import SpecError
 from opref.geometry import geometry, reject_ambiguities
@@ -33,8 +42,6 @@ from opref.reference import conv_transpose
 from opref.tolerance import max_terms
 
 # Nothing larger is read from a suite (a model, or one tensor file); the manifest has its own cap.
-MAX_FILE_BYTES = 256 * 2**20
-MAX_MANIFEST_BYTES = 64 * 2**20
 CASE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}\Z")
 _INPUT_FILE = re.compile(rf"{DATA_SET}/input_(\d)\.pb\Z")
 _SHA = re.compile(r"[0-9a-f]{64}\Z")
@@ -127,11 +134,9 @@ def load_manifest(suite: str | os.PathLike) -> dict:
     finally:
         os.close(root_fd)
     try:
-        obj = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise SuiteError(f"{path}: not UTF-8 ({exc})") from None
-    except ValueError as exc:
-        raise SuiteError(f"{path}: not valid JSON ({exc})") from None
+        obj = boundary.load_json(data, str(path), max_bytes=MAX_MANIFEST_BYTES)
+    except boundary.BoundaryError as exc:
+        raise SuiteError(str(exc)) from None
     if not isinstance(obj, dict) or obj.get("generator") != "opref" or not isinstance(obj.get("cases"), list):
         raise SuiteError(f"{path}: not an opref manifest")
     if obj.get("format") != FORMAT:
@@ -200,6 +205,20 @@ def _str(value: object, what: str) -> str:
     return value
 
 
+def _prose(value: object, what: str) -> str:
+    """Free text of a record (family, description, reject message), normalised at the boundary."""
+    return boundary.text(_str(value, what), what)
+
+
+def _shape(value: object, what: str) -> tuple[int, ...]:
+    """A shape of a record, bounded before any geometry is computed on it: what no suite file
+    could hold (zero-size dimensions set aside) is refused here, in microseconds."""
+    try:
+        return boundary.shape(value, what, max_rank=16, max_elements=MAX_FILE_BYTES)
+    except boundary.BoundaryError as exc:
+        raise RecordError(str(exc)) from None
+
+
 def _attributes(value: object) -> dict[str, object]:
     if not isinstance(value, dict):
         raise RecordError("attributes must be an object")
@@ -250,9 +269,9 @@ def parse_record(rec: object) -> CaseRecord:
     expect = _str(rec.get("expect"), "expect")
     if expect not in ("output", "reject"):
         raise RecordError(f"expect must be 'output' or 'reject', got {expect!r:.40}")
-    x_shape = _ints(rec.get("x_shape"), "x_shape", 0)
-    w_shape = _ints(rec.get("w_shape"), "w_shape", 0)
-    b_shape = None if rec.get("b_shape") is None else _ints(rec.get("b_shape"), "b_shape", 0)
+    x_shape = _shape(rec.get("x_shape"), "x_shape")
+    w_shape = _shape(rec.get("w_shape"), "w_shape")
+    b_shape = None if rec.get("b_shape") is None else _shape(rec.get("b_shape"), "b_shape")
     attributes = _attributes(rec.get("attributes"))
     files = _files(rec.get("files"), expect)
     ambiguities = rec.get("ambiguities") or []
@@ -289,7 +308,7 @@ def parse_record(rec: object) -> CaseRecord:
             )
     return CaseRecord(
         name,
-        _str(rec.get("family", ""), "family"),
+        _prose(rec.get("family", ""), "family"),
         dtype,
         opset,
         x_shape,
@@ -301,8 +320,8 @@ def parse_record(rec: object) -> CaseRecord:
         tolerance,
         files,
         None if geo is None else tuple(geo.output_shape),
-        _str(rec.get("reject_message", ""), "reject_message"),
-        _str(rec.get("description", ""), "description"),
+        _prose(rec.get("reject_message", ""), "reject_message"),
+        _prose(rec.get("description", ""), "description"),
         variant,
         base_case,
     )
@@ -475,7 +494,8 @@ def unlisted(suite: str | os.PathLike, manifest: Manifest) -> list[str]:
             rel = f"{sub}/{entry}" if sub else entry
             if (case, rel) not in listed and case in manifest.records:
                 extra.append(f"node/{case}/{rel}: not in the manifest")
-    return sorted(extra)
+    # File names are outside text (any bytes but "/" and NUL, decoded with surrogate escapes).
+    return sorted(boundary.text(e, "a file name", 1000) for e in extra)
 
 
 def recompute(suite: str | os.PathLike, records: Iterable[CaseRecord]) -> dict[str, str]:

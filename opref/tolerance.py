@@ -32,17 +32,45 @@ def max_terms(geo: Geometry, has_bias: bool) -> int:
     """n: the most terms (products, plus the bias) summed into any one output element.
 
     The taps reaching an output position are a product over axes, so the most is C/group times
-    the product of each axis's most: counted per axis, in time and memory linear in that axis's
-    input and kernel (never in the whole output).
+    the product of each axis's most (:func:`_most_on_axis`), counted without ever laying out an
+    axis's input-by-kernel grid: a record at the size guard is checked in milliseconds.
     """
     most = 1
     for ax in geo.axes:
-        i = np.arange(ax.input, dtype=np.int64)[:, None]
-        kappa = np.arange(ax.kernel, dtype=np.int64)[None, :]
-        pos = (i * ax.stride + kappa * ax.dilation - ax.pad_begin).reshape(-1)
-        pos = pos[(pos >= 0) & (pos < ax.output)]
-        most *= int(np.bincount(pos).max(initial=0)) if pos.size else 0
+        most *= _most_on_axis(ax.input, ax.kernel, ax.stride, ax.dilation, ax.pad_begin, ax.output)
     return geo.x_shape[1] // geo.group * most + int(has_bias)
+
+
+def _most_on_axis(inputs: int, kernel: int, stride: int, dilation: int, pad_begin: int, output: int) -> int:
+    """The most pairs (i, k), 0 <= i < inputs, 0 <= k < kernel, that reach one output position
+    p = i*stride + k*dilation - pad_begin with 0 <= p < output.
+
+    Fix each value of the shorter of the two ranges: the other one then walks an arithmetic
+    progression, which is an interval of whole steps within its residue class (modulo that
+    step). The answer is the deepest overlap of those intervals, clipped to the output: time
+    linear in min(inputs, kernel) (at most sqrt of the size guard), exact integer arithmetic.
+    """
+    if inputs <= kernel:
+        fixed, fixed_step, walk, step = inputs, stride, kernel, dilation
+    else:
+        fixed, fixed_step, walk, step = kernel, dilation, inputs, stride
+    events: dict[int, list[tuple[int, int]]] = {}
+    for f in range(fixed):
+        start = f * fixed_step - pad_begin  # p = start + w*step for 0 <= w < walk
+        residue = start % step  # p = residue + q*step with q in [first, first + walk)
+        first = (start - residue) // step
+        end = -(-(output - residue) // step) if output > residue else 0  # q < end keeps p < output
+        lo, hi = max(first, 0), min(first + walk, end)  # q >= 0 keeps p >= 0
+        if lo < hi:
+            events.setdefault(residue, []).extend(((lo, 1), (hi, -1)))
+    most = 0
+    for marks in events.values():
+        marks.sort()  # at one q an interval's end (-1) comes before another's start: half-open
+        depth = 0
+        for _, change in marks:
+            depth += change
+            most = max(most, depth)
+    return most
 
 
 def gamma(n: int, u: float) -> float:

@@ -303,3 +303,10 @@ def test_trunc_split_is_exact_for_any_size():
 
     total = -(2**60 + 3)
     assert _split(total, True, "trunc", ("auto_pad", "SAME_UPPER"), 0) == (-(2**59 + 1), total)
+
+
+def test_a_batch_of_zero_does_not_skip_the_geometry_size_guard():
+    with pytest.raises(opref.SpecError, match="zero-size dimensions set aside"):
+        geometry([0, 1, 2**28], [1, 1, 1])
+    with pytest.raises(opref.SpecError, match="needs 268435456 intermediate products"):
+        geometry([0, 1, 2**14], [1, 1, 2**14])  # 2**14 inputs times 2**14 taps, for a batch of 0

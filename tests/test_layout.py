@@ -15,10 +15,10 @@ PACKAGE = ROOT / "opref"
 # The floors, lowest first. A module may import from its own floor or any below it, never above.
 FLOORS: dict[int, tuple[str, ...]] = {
     1: ("readings", "dtypes", "verdicts", "errors", "version", "limits"),
-    2: ("geometry", "model", "codec", "outdir", "reaper", "runtimes"),
+    2: ("geometry", "boundary", "model", "codec", "outdir", "reaper", "runtimes"),
     3: ("catalog", "cases", "reference", "direct", "frameworks", "tolerance"),
     4: ("vectors",),
-    5: ("boundary", "protocol", "suite"),
+    5: ("protocol", "suite"),
     6: ("pool", "worker", "judge", "expectations", "diagnose"),
     7: ("validate", "fuzz", "tensors", "gpu", "bench", "progress"),
     8: ("report", "bugreport", "conformance"),

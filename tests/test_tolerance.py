@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from opref.direct import direct_conv_transpose
 from opref.errors import SpecError
 from opref.geometry import geometry
-from opref.tolerance import max_terms
+from opref.tolerance import _most_on_axis, max_terms
 
 
 @st.composite
@@ -45,3 +45,36 @@ def test_max_terms_by_hand():
     assert max_terms(geometry((1, 4, 5), (4, 2, 3), group=2), has_bias=True) == 2 * 3 + 1
     # Stride 3 >= kernel 3: no two taps of a channel overlap.
     assert max_terms(geometry((1, 1, 5, 5), (1, 1, 3, 3), strides=[3, 3]), has_bias=False) == 1
+
+
+# Issue 22: a record at the size guard is counted without laying out an axis's grid.
+
+
+def test_max_terms_at_the_guard_is_the_count_by_hand():
+    # Stride 1, 2**13 inputs, kernel 2**14: a middle output is reached by every input once.
+    assert max_terms(geometry([1, 3, 2**13], [3, 1, 2**14]), has_bias=True) == 3 * 2**13 + 1
+    # Stride 2**20 > kernel: no two taps ever meet.
+    assert max_terms(geometry([1, 1, 64], [1, 1, 3], strides=[2**20]), has_bias=False) == 1
+
+
+def _bincount_most(n, k, s, d, pb, out):
+    counts = [0] * out
+    for i in range(n):
+        for j in range(k):
+            p = i * s + j * d - pb
+            if 0 <= p < out:
+                counts[p] += 1
+    return max(counts, default=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.integers(-8, 30),
+    st.integers(0, 80),
+)
+def test_the_per_axis_count_agrees_with_a_direct_loop(n, k, s, d, pb, out):
+    assert _most_on_axis(n, k, s, d, pb, out) == _bincount_most(n, k, s, d, pb, out)

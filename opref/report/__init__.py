@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from opref.report.aggregate import aggregate, check_results, exit_code, load_results, variant_views
+from opref.report.aggregate import aggregate, exit_code, load_results, variant_views
 from opref.report.clusters import clusters, heatmaps
 from opref.report.html import page
 from opref.report.junit import junit
@@ -47,7 +47,6 @@ __all__ = [
     "CLUSTER_COLUMNS",
     "Report",
     "aggregate",
-    "check_results",
     "clusters",
     "exit_code",
     "junit",

@@ -3,12 +3,12 @@ every output renders. Every number comes from the validation records."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from opref.boundary import read_results
 from opref.cases import VARIANTS
 from opref.readings import AMBIGUITIES
 from opref.report.clusters import add_diagnosis
@@ -17,53 +17,15 @@ from opref.validate import reproduce_command
 from opref.verdicts import NORMATIVE_FAILURES, ORDER, Verdict
 from opref.version import __version__
 
-_RESULT_FIELDS = {"case": str, "runtime": str, "verdict": str, "dtype": str, "opset": int, "reproduce": str}
-
-
-def check_results(data: object, source: str) -> dict:
-    """``data`` if it is validation results opref can report on; ValueError says why not."""
-    if isinstance(data, dict) and data.get("generator") == "opref" and "cases" in data:
-        raise ValueError(f"{source}: a suite manifest, not validation results (run opref validate first)")
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("runtimes"), list)
-        or not isinstance(data.get("records"), list)
-    ):
-        raise ValueError(f"{source}: not opref validation results (no 'runtimes' and 'records' lists)")
-    verdicts = {v.value for v in Verdict}
-    for i, rt in enumerate(data["runtimes"]):
-        if (
-            not isinstance(rt, dict)
-            or not isinstance(rt.get("spec"), str)
-            or not isinstance(rt.get("available"), bool)
-        ):
-            raise ValueError(f"{source}: runtimes[{i}] has no 'spec' string and 'available' flag")
-    for i, rec in enumerate(data["records"]):
-        if not isinstance(rec, dict):
-            raise ValueError(f"{source}: records[{i}] is not an object")
-        for key, kind in _RESULT_FIELDS.items():
-            if not isinstance(rec.get(key), kind):
-                raise ValueError(f"{source}: records[{i}] has no {kind.__name__} {key!r}")
-        if rec["verdict"] not in verdicts:
-            raise ValueError(f"{source}: records[{i}] has the unknown verdict {rec['verdict']!r}")
-    for key in ("suite", "started"):
-        data.setdefault(key, "")
-    data.setdefault("seconds", 0.0)
-    data.setdefault("complete", True)
-    return data
-
 
 def load_results(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """Each results.json (or directory holding one) read through :func:`opref.boundary.read_results`:
+    ValueError, one line, for a file that is not validation results; a record that is not what
+    opref writes is left out and named in that result's ``read_notes``."""
     out = []
     for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            path = path / "results.json"
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: cannot read validation results ({exc})") from None
-        out.append(check_results(data, str(path)))
+        results = read_results(p)
+        out.append({**results.data, "read_notes": list(results.notes)})
     return out
 
 
@@ -73,6 +35,7 @@ def exit_code(data: dict) -> int:
         return 1
     unavailable = [rt for rt in data["runtimes"] if not rt["available"] and not data["allow_unavailable"]]
     failed = data["unexpected_count"] or data["suite_problems"] or data["case_problems"]
+    failed = failed or data.get("read_notes")  # records of results.json left out: never green
     return 1 if failed or unavailable or not data["records"] else 0
 
 
@@ -150,6 +113,7 @@ def aggregate(results: Sequence[dict], out: str | os.PathLike | None = None) -> 
         "placement": {k: dict(sorted(v.items())) for k, v in sorted(placement.items())},
         "suite_problems": sorted({p for r in results for p in r.get("suite_problems", [])}),
         "case_problems": {k: v for r in results for k, v in r.get("case_problems", {}).items()},
+        "read_notes": [n for r in results for n in r.get("read_notes", [])],
         "records": records,
     }
     data.update(variant_views(records))

@@ -233,6 +233,10 @@ def _problems(d: dict) -> list[str]:
         lines += [f"- {p}" for p in d["suite_problems"]]
         lines += [f"- `{k}`: {v}" for k, v in sorted(d["case_problems"].items())]
         lines.append("")
+    if d["read_notes"]:
+        lines += ["## Records left out (results.json held what opref does not write)", ""]
+        lines += [f"- {_cell(n)}" for n in d["read_notes"]]
+        lines.append("")
 
     return lines
 
