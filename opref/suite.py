@@ -32,6 +32,7 @@ from opref.codec import (
     OUTPUT_FILE,
     SuiteError,
     read_tensor,
+    sha256,
 )
 from opref.dtypes import DTYPES
 from opref.errors import SpecError
