@@ -253,9 +253,9 @@ def test_cases_are_read_as_workers_need_them(monkeypatch, tmp_path):
 
     real_judge = opref.judge.judge
 
-    def judged(case, answer):
+    def judged(case, answer, *rest):
         live[0] -= 1
-        return real_judge(case, answer)
+        return real_judge(case, answer, *rest)
 
     monkeypatch.setattr(opref.validate, "read_case", counting)
     monkeypatch.setattr(opref.validate, "judge", judged)
