@@ -508,7 +508,9 @@ def read_results(path: str | os.PathLike) -> Results:
         notes.append(f"{p}: 'complete' is not a boolean; read as false")
         clean["complete"] = False
     if not isinstance(clean.get("machine", {}), dict):
+        notes.append(f"{p}: 'machine' is not an object; ignored")
         clean["machine"] = {}
+    clean.setdefault("machine", {})
     clean["tensors_root"] = str(root.absolute()) if any(r.get("tensors") for r in records) else ""
     clean.setdefault("suite", "")
     clean.setdefault("started", "")

@@ -499,7 +499,7 @@ def test_hand_edited_run_level_fields_are_noted_and_the_report_is_written(result
 
     results = load_results([_hand_edit(results_dir, tmp_path, edit)])
     notes = " ".join(results[0]["read_notes"])
-    for key in ("suite_problems", "stale_expectations", "unexpected", "case_problems", "complete"):
+    for key in ("suite_problems", "stale_expectations", "unexpected", "case_problems", "complete", "machine"):
         assert key in notes, (key, notes)
     report = write_report(results, tmp_path / "report")
     assert report.data["suite_problems"] == ["a problem"] and report.data["exit_code"] == 1

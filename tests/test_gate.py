@@ -222,13 +222,22 @@ def test_reproduce_commands_are_relative(reported):
         ("{}", "not opref validation results"),
         ("[1, 2]", "not opref validation results"),
         ('{"generator": "opref", "cases": []}', "a suite manifest, not validation results"),
-        ('{"runtimes": [], "records": [{"case": 1}]}', "records[0] has no str 'case'"),
     ],
 )
 def test_report_on_something_else_is_a_clear_error(tmp_path, content, words):
     (tmp_path / "results.json").write_text(content)
     run = opref("report", str(tmp_path), "--out", str(tmp_path / "rep"))
     assert run.returncode == 2 and words in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_report_over_a_bad_record_writes_the_report_with_a_note_and_fails(tmp_path):
+    # Issue 22: one bad record no longer refuses the whole file; it is left out, named, and the
+    # report is never green.
+    (tmp_path / "results.json").write_text('{"runtimes": [], "records": [{"case": 1}]}')
+    run = opref("report", str(tmp_path), "--out", str(tmp_path / "rep"))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    index = (tmp_path / "rep" / "index.md").read_text()
+    assert "Records left out" in index and "records[0] left out: it has no string 'case'" in index, index
 
 
 def test_report_over_an_unavailable_runtime_warns_nothing(suite, tmp_path):
