@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from opref.escape import visible
 from opref.expectations import Expectation, expectation_for, stale
 from opref.judge import judge
 from opref.pool import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, Job, Pool
@@ -296,7 +297,8 @@ def validate(
 
 
 def summary_lines(result: Validation) -> list[str]:
-    """A short human summary: per runtime the verdict counts, then what needs a look."""
+    """A short human summary: per runtime the verdict counts, then what needs a look; no
+    terminal control sequence from a runtime's text survives in it."""
     lines = []
     for rt in result.runtimes:
         recs = [r for r in result.records if r["runtime"] == rt["spec"]]
@@ -322,4 +324,4 @@ def summary_lines(result: Validation) -> list[str]:
     lines.append(f"{len(result.unexpected)} unexpected normative failures; {result.seconds:.1f} s")
     if not result.complete:
         lines.append("INTERRUPTED: the results hold only what finished")
-    return lines
+    return [visible(line) for line in lines]  # a runtime's text reaches the terminal inert
