@@ -221,7 +221,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     # Everything is checked before --out is touched: a usage error leaves the last run's results.
     try:
-        out = check_out(args.out)
+        out = check_out(args.out, "validate")
         suite = Path(args.vectors).absolute()
         if out == suite or suite in out.parents:
             raise ValueError(f"--out {out}: is inside the suite {suite}; results go elsewhere")
@@ -273,7 +273,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from opref.report import load_results, write_report
 
     try:
-        check_out(args.out)
+        check_out(args.out, "report")
         results = load_results(args.results)
         roots = [Path(p) if Path(p).is_dir() else Path(p).parent for p in args.results]
         report = write_report(results, args.out, roots=roots)
@@ -319,7 +319,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     from opref.runtimes import RuntimeSpecError, check
 
     try:
-        out = check_out(args.out)
+        out = check_out(args.out, "fuzz")
         for spec in args.runtime:
             check(spec)
         baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None

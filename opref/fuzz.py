@@ -559,7 +559,7 @@ def fuzz(
             raise SpecError("dtype", d, f"must be one of {list(DTYPES)}")
     t0 = time.perf_counter()
     out = Path(out)
-    check_out(out)  # refused now, not after the search
+    check_out(out, "fuzz")  # refused now, not after the search
     run = FuzzRun(options, [], baseline=None if baseline is None else baseline_signatures(baseline))
     labels: set[str] = set()
     for k, spec in enumerate(runtimes):

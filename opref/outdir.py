@@ -3,9 +3,10 @@ command (``validate``, ``report``, ``fuzz``, ``generate``, scripts/conformance) 
 ``--out``.
 
 - :func:`check` looks before anything is written: ``out`` must be absent, an empty directory,
-  or a directory opref wrote (it holds the :data:`MARKER` file, or, for a suite, passes the
-  command's own test); anything else (a suite, someone's results, a checkout) is refused, never
-  cleaned. The current directory and its parents are refused too.
+  or a directory the same opref command wrote (its :data:`MARKER` file names the command; a
+  suite passes a test of its own instead); anything else (a suite, someone's results, another
+  command's output, a checkout) is refused, never cleaned. The current directory and its
+  parents are refused too.
 - :func:`staged` takes the lock (``fcntl.flock`` on ``.<name>.opref-lock`` beside ``out``; a
   second run on the same ``out`` is refused while the first holds it), checks again, and yields a
   staging directory beside ``out`` (``.<name>.opref-staging-<pid>``). When the block ends normally
@@ -37,26 +38,35 @@ class OutputError(ValueError):
     """``--out`` cannot be written (refused, or held by another run): a usage error."""
 
 
-def has_marker(path: Path) -> bool:
-    """True when ``path`` holds the marker opref writes into its own output directories."""
+def written_by(path: Path) -> str | None:
+    """The opref command whose output ``path`` is (from its marker), or None."""
     marker = path / MARKER
     try:
         if marker.is_symlink() or not marker.is_file() or marker.stat().st_size > 4096:
-            return False
+            return None
         data = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("written_by") == "opref"
+        return None
+    if not isinstance(data, dict) or data.get("written_by") != "opref":
+        return None
+    return data.get("command") if isinstance(data.get("command"), str) else None
+
+
+def _own(command: str) -> Callable[[Path], bool]:
+    # The same command's output only: `opref report r --out r` must not replace validate's results.
+    return lambda path: written_by(path) == command
 
 
 def _shown(entries: list[str]) -> str:
     return ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
 
 
-def check(out: str | os.PathLike, own: Callable[[Path], bool] = has_marker) -> Path:
-    """``out`` as an absolute path if opref may replace it; OutputError says why not.
+def check(out: str | os.PathLike, command: str, own: Callable[[Path], bool] | None = None) -> Path:
+    """``out`` as an absolute path if ``command`` may replace it (absent, empty, or holding the
+    marker of that command's output; ``own`` replaces that last test); OutputError says why not.
 
     Reads only: nothing is created, moved or deleted."""
+    own = own or _own(command)
     out = Path(os.path.abspath(out))
     here = Path(os.path.abspath(os.getcwd()))
     if out == here or out in here.parents:
@@ -72,6 +82,12 @@ def check(out: str | os.PathLike, own: Callable[[Path], bool] = has_marker) -> P
     except OSError as exc:
         raise OutputError(f"--out {out}: cannot be read ({exc.strerror or exc})") from None
     if entries and not own(out):
+        other = written_by(out)
+        if other is not None:
+            raise OutputError(
+                f"--out {out}: holds the output of opref {other}, not of opref {command}; choose "
+                "another directory"
+            )
         raise OutputError(
             f"--out {out}: holds files opref did not write ({_shown(entries)}); opref replaces only "
             "directories it wrote itself: choose an empty or new directory"
@@ -148,18 +164,18 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def staged(
     out: str | os.PathLike,
     command: str,
-    own: Callable[[Path], bool] = has_marker,
+    own: Callable[[Path], bool] | None = None,
     marker: bool = True,
 ) -> Iterator[Path]:
     """Lock ``out``, yield a fresh staging directory beside it, and swap it in when the block
     ends normally (see the module's docstring). ``marker=False`` for a suite, which must hold
     ONNX's layout and nothing else; its ``own`` test recognises it instead."""
-    out = check(out, own)
+    out = check(out, command, own)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = _lock(out)
     try:
         _recover(out)
-        check(out, own)  # again, under the lock: what the first look saw may have changed
+        check(out, command, own)  # again, under the lock: what the first look saw may have changed
         staging = out.parent / f".{out.name}.opref-staging-{os.getpid()}"
         staging.mkdir()
         try:

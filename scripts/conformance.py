@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from opref.cases import VARIANTS, catalog  # noqa: E402
 from opref.expectations import read_expected  # noqa: E402
 from opref.outdir import check as check_out  # noqa: E402
-from opref.outdir import has_marker, staged  # noqa: E402
+from opref.outdir import staged  # noqa: E402
 from opref.report import write_report  # noqa: E402
 from opref.runtimes import RuntimeSpecError, check  # noqa: E402
 from opref.runtimes.ort import PROVIDER_ALIASES  # noqa: E402
@@ -87,8 +87,10 @@ def main() -> int:
     build = Path(args.build)
     results_dir = build / "results"
     try:  # every output directory and runtime spec is checked before anything is written
-        for out in (results_dir, Path(args.out), *([] if args.vectors else [build / "vectors"])):
-            check_out(out, is_replaceable_suite if out == build / "vectors" else has_marker)
+        check_out(results_dir, "validate")
+        check_out(args.out, "report")
+        if not args.vectors:
+            check_out(build / "vectors", "generate", is_replaceable_suite)
         for spec in args.runtime or []:
             check(spec)
     except (ValueError, RuntimeSpecError) as exc:

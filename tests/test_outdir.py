@@ -98,17 +98,17 @@ def test_a_directory_opref_did_not_write_is_refused_never_cleaned(tmp_path):
     mine.mkdir()
     (mine / "results.json").write_text('{"someone": "else"}')
     with pytest.raises(OutputError, match="holds files opref did not write"):
-        check(mine)
+        check(mine, "validate")
     with pytest.raises(OutputError, match="holds files opref did not write"), staged(mine, "test"):
         pass
     assert _files(mine) == {"results.json": b'{"someone": "else"}'}
     # A marker that is not opref's (a link to one, or other JSON) does not make it opref's.
-    (mine / MARKER).write_text('{"written_by": "someone"}')
+    (mine / MARKER).write_text('{"written_by": "someone", "command": "validate"}')
     with pytest.raises(OutputError):
-        check(mine)
+        check(mine, "validate")
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="not a directory"):
-        check(tmp_path / "file")
+        check(tmp_path / "file", "validate")
 
 
 def test_an_opref_directory_is_replaced_whole(suite, tmp_path):
@@ -126,6 +126,20 @@ def test_an_opref_directory_is_replaced_whole(suite, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 
+def test_one_command_never_replaces_another_commands_output(suite, tmp_path, capsys):
+    """`opref report r --out r` would replace the results it reads with the report."""
+    out = tmp_path / "r"
+    assert cli_main(["validate", str(suite), "--runtime", f"{FAKE}?mode=good", "--out", str(out)]) == 0
+    before = _files(out)
+    assert cli_main(["report", str(out), "--out", str(out)]) == 2
+    assert "holds the output of opref validate, not of opref report" in capsys.readouterr().err
+    assert cli_main(["fuzz", "--runtime", f"{FAKE}?mode=good", "--examples", "1", "--out", str(out)]) == 2
+    assert _files(out) == before
+    assert cli_main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
+    assert cli_main(["validate", str(suite), "--runtime", FAKE, "--out", str(tmp_path / "rep")]) == 2
+    assert (tmp_path / "rep" / "index.md").is_file()
+
+
 def test_an_error_inside_the_block_leaves_out_as_it_was(tmp_path):
     out = tmp_path / "o"
     with staged(out, "test") as stage:
@@ -141,7 +155,7 @@ def test_the_current_directory_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for out in (".", str(tmp_path), str(tmp_path.parent)):
         with pytest.raises(OutputError, match="current directory"):
-            check(out)
+            check(out, "report")
 
 
 def test_a_second_run_is_refused_while_the_first_holds_the_lock(suite, tmp_path):
