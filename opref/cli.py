@@ -12,6 +12,7 @@ from opref import limits
 from opref import readings as rd
 from opref.cases import OPSETS, VARIANTS
 from opref.errors import SpecError
+from opref.escape import visible
 from opref.geometry import formula_lines, geometry, to_dict
 from opref.version import __version__
 
@@ -279,6 +280,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     show = progress_bar if sys.stderr.isatty() and not args.quiet else None
     try:
         summary = generate(args.out, cases, parameters, progress=show)
+    except ValueError as exc:
+        print(f"opref: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"opref: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -319,50 +323,57 @@ def _count(minimum: int, maximum: int):
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import signal
     from pathlib import Path
 
     from opref.codec import SuiteError
     from opref.expectations import read_expected
+    from opref.outdir import check as check_out
+    from opref.outdir import staged
     from opref.reaper import adopt_orphans
-    from opref.runtimes import RuntimeSpecError
+    from opref.runtimes import RuntimeSpecError, check
     from opref.validate import Validation, summary_lines, validate
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        print(f"opref: error: --out {out}: exists and is not a directory", file=sys.stderr)
-        return 2
+    # Everything is checked before --out is touched: a usage error leaves the last run's results.
     try:
+        out = check_out(args.out, "validate")
+        suite = Path(args.vectors).absolute()
+        if out == suite or suite in out.parents:
+            raise ValueError(f"--out {out}: is inside the suite {suite}; results go elsewhere")
+        for spec in args.runtime or ["ort:cpu"]:
+            check(spec)
         expected = read_expected(args.expected) if args.expected else []
-        # Until this run finishes, results.json says so: a stale one never looks current.
-        Validation(args.vectors, complete=False).write(out)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeSpecError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: keep what finished
     adopt_orphans()  # what a dead worker's runtime left running comes back to us, and is ended
     try:
-        result = validate(
-            args.vectors,
-            args.runtime or ["ort:cpu"],
-            only=args.only,
-            shard=args.shard,
-            jobs=args.jobs,
-            timeout=args.timeout,
-            start_timeout=args.start_timeout,
-            expected=expected,
-            allow_unavailable=args.allow_unavailable,
-            variants=args.variant,
-            save_tensors=args.save_tensors,
-            tensors_dir=out,
-        )
+        with staged(out, "validate") as stage:
+            # Until this run finishes, the staging results.json says so.
+            Validation(args.vectors, complete=False).write(stage)
+            result = validate(
+                args.vectors,
+                args.runtime or ["ort:cpu"],
+                only=args.only,
+                shard=args.shard,
+                jobs=args.jobs,
+                timeout=args.timeout,
+                start_timeout=args.start_timeout,
+                expected=expected,
+                allow_unavailable=args.allow_unavailable,
+                variants=args.variant,
+                save_tensors=args.save_tensors,
+                tensors_dir=stage,
+            )
+            if result.tensors_root:
+                result.tensors_root = str(out)  # where the tensors are once the staging is swapped in
+            result.write(stage)
     except (OSError, ValueError, RuntimeSpecError, SuiteError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
-    path = result.write(out)
+    path = out / "results.json"
     for line in summary_lines(result):
-        print(line)
-    print(f"results: {path}" + ("" if result.complete else " (incomplete)"))
+        print(visible(line))
+    print(visible(f"results: {path}" + ("" if result.complete else " (incomplete)")))
     code = result.exit_code
     if code == 0 and args.strict_expected and result.stale_expectations:
         print("opref: stale expectations fail the run (--strict-expected)", file=sys.stderr)
@@ -371,19 +382,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from opref.outdir import check as check_out
     from opref.report import load_results, write_report
 
     try:
+        check_out(args.out, "report")
         results = load_results(args.results)
-        report = write_report(results, args.out)
+        roots = [Path(p) if Path(p).is_dir() else Path(p).parent for p in args.results]
+        report = write_report(results, args.out, roots=roots)
     except (OSError, ValueError) as exc:
-        print(f"opref: error: {exc}", file=sys.stderr)
+        print(visible(f"opref: error: {exc}"), file=sys.stderr)
         return 2
     d = report.data
     counts = f"{len(report.records)} results, {d['unexpected_count']} unexpected normative failures"
-    print(f"report: {args.out}/index.md ({counts})")
+    print(visible(f"report: {args.out}/index.md ({counts})"))
+    if d["notes"]:
+        print(visible(f"{len(d['notes'])} records could not be reported as they are; index.md lists them"))
     for e in d["stale_expectations"]:
-        print(f"STALE expectation (line {e.get('line', '?')}): '{e.get('key', '')}' now passes - remove it")
+        print(visible(f"STALE expectation (line {e['line']}): '{e['key']}' now passes - remove it"))
     code = d["exit_code"]
     if code == 0 and args.strict_expected and d["stale_expectations"]:
         code = 1
@@ -412,14 +430,12 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from opref.fuzz import DTYPE_ORDER, OPSET_ORDER, FuzzSettings, fuzz
+    from opref.outdir import check as check_out
     from opref.reaper import adopt_orphans
     from opref.runtimes import RuntimeSpecError, check
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        print(f"opref: error: --out {out}: exists and is not a directory", file=sys.stderr)
-        return 2
     try:
+        out = check_out(args.out, "fuzz")
         for spec in args.runtime:
             check(spec)
         baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
@@ -443,10 +459,14 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
             sys.stderr.flush()
 
     adopt_orphans()
-    run = fuzz(args.runtime, out, options, baseline=baseline, progress=show)
+    try:
+        run = fuzz(args.runtime, out, options, baseline=baseline, progress=show)
+    except (OSError, ValueError) as exc:
+        print(f"opref: error: {exc}", file=sys.stderr)
+        return 2
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    print((out / "summary.md").read_text(), end="")
+    print(visible((out / "summary.md").read_text(encoding="utf-8")), end="")
     print(f"fuzz results: {out / 'fuzz.json'}")
     return run.exit_code
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,11 +37,13 @@ from opref.errors import SpecError
 from opref.geometry import MAX_OUTPUT_ELEMENTS
 from opref.judge import Judgement, judge
 from opref.model import check_case_model
+from opref.outdir import check as check_out
+from opref.outdir import staged
 from opref.pool import DEFAULT_START_TIMEOUT, CaseRunner
 from opref.runtimes import RuntimeInfo, declared_unit_roundoff
 from opref.suite import CaseData, parse_record
 from opref.validate import Validation, dumps, reproduce_command, request_for, validate
-from opref.vectors import build_case, case_inputs, generate, is_suite
+from opref.vectors import build_case, case_inputs, generate
 from opref.verdicts import NORMATIVE_FAILURES, Verdict
 from opref.version import __version__
 
@@ -537,6 +538,15 @@ def summary_markdown(data: Mapping[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _moved(replay: Validation, suite: Path) -> Validation:
+    """The replay as it reads once the staging directory is swapped in: the suite is
+    ``suite``, and so are the reproduce commands."""
+    replay.suite = str(suite)
+    for rec in replay.records:
+        rec["reproduce"] = reproduce_command(str(suite), rec["runtime"], rec["case"])
+    return replay
+
+
 def fuzz(
     runtimes: Sequence[str],
     out: str | Path,
@@ -555,6 +565,7 @@ def fuzz(
             raise SpecError("dtype", d, f"must be one of {list(DTYPES)}")
     t0 = time.perf_counter()
     out = Path(out)
+    check_out(out, "fuzz")  # refused now, not after the search
     run = FuzzRun(options, [], baseline=None if baseline is None else baseline_signatures(baseline))
     labels: set[str] = set()
     for k, spec in enumerate(runtimes):
@@ -566,20 +577,19 @@ def fuzz(
         for i, found in enumerate(result.found):
             case = _failure_case(found, spec, label, i, options)
             run.cases[case.name] = (spec, dataclasses.replace(found, case=case))
-    out.mkdir(parents=True, exist_ok=True)
-    if run.cases:
-        suite = out / "vectors"
-        parameters = {"fuzz_seed": options.seed, "runtimes": list(runtimes), "examples": options.examples}
-        generate(suite, [found.case for _, found in run.cases.values()], parameters)
-        specs = [r.spec for r in run.runtimes if r.info.available]
-        run.replay = validate(suite, specs, timeout=options.timeout, start_timeout=options.start_timeout)
-        run.replay.write(out)
-    else:  # an earlier run's cases and replay are not this run's
-        (out / "results.json").unlink(missing_ok=True)
-        if is_suite(out / "vectors"):
-            shutil.rmtree(out / "vectors")
-    run.seconds = time.perf_counter() - t0
-    data = run.to_dict(str(out))
-    (out / "fuzz.json").write_text(dumps(data))
-    (out / "summary.md").write_text(summary_markdown(data))
+    # Written into a staging directory swapped in whole (opref.outdir): an earlier run's cases
+    # and replay are not this run's, and a directory opref did not write is refused, not cleaned.
+    with staged(out, "fuzz") as stage:
+        if run.cases:
+            suite = stage / "vectors"
+            parameters = {"fuzz_seed": options.seed, "runtimes": list(runtimes), "examples": options.examples}
+            generate(suite, [found.case for _, found in run.cases.values()], parameters)
+            specs = [r.spec for r in run.runtimes if r.info.available]
+            replay = validate(suite, specs, timeout=options.timeout, start_timeout=options.start_timeout)
+            run.replay = _moved(replay, out / "vectors")
+            run.replay.write(stage)
+        run.seconds = time.perf_counter() - t0
+        data = run.to_dict(str(out))
+        (stage / "fuzz.json").write_text(dumps(data))
+        (stage / "summary.md").write_text(summary_markdown(data), encoding="utf-8")
     return run

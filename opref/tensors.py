@@ -12,7 +12,9 @@ relative to the results directory.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -89,12 +91,36 @@ def save_tensors(root: Path, spec: str, case: CaseData, answer, record: dict) ->
     return paths
 
 
+MAX_LOADED_BYTES = 1 << 30  # a saved tensor larger than this is not read back
+
+
 def load(root: str | Path, paths: Mapping[str, str], name: str) -> np.ndarray | None:
-    """One saved tensor (the .npy), or None when it was not saved or is gone."""
-    if name not in paths:
+    """One saved tensor (the .npy), or None when it was not saved, is gone, or is not a
+    regular file inside ``root`` (a path read from results.json may name anything: ``..``, an
+    absolute path, a symbolic link out, /dev/zero, a FIFO; none of them is opened)."""
+    rel = paths.get(name) if isinstance(paths, Mapping) else None
+    if not isinstance(rel, str) or not rel or not root or os.path.isabs(rel) or "\0" in rel:
         return None
-    path = Path(root) / paths[name]
+    base = os.path.realpath(root)
+    path = os.path.join(base, rel)
+    target = os.path.realpath(path)
+    if os.path.commonpath([base, target]) != base or target == base:
+        return None
     try:
-        return np.load(path, allow_pickle=False)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except (OSError, ValueError):
         return None
+    info = os.fstat(fd)
+    try:
+        same = os.stat(target).st_ino == info.st_ino
+    except OSError:
+        same = False
+    if not same or not stat.S_ISREG(info.st_mode) or info.st_size > MAX_LOADED_BYTES:
+        os.close(fd)
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            array = np.load(fh, allow_pickle=False)
+        except Exception:  # a malformed .npy is a missing tensor here, whatever numpy raises
+            return None
+    return array if isinstance(array, np.ndarray) and array.dtype.kind in "biuf" else None

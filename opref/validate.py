@@ -24,6 +24,7 @@ from pathlib import Path
 from opref import limits
 from opref.codec import SuiteError
 from opref.dtypes import DTYPES
+from opref.escape import visible
 from opref.expectations import Expectation, expectation_for, stale
 from opref.judge import Judgement, judge
 from opref.pool import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, Job, Pool
@@ -421,7 +422,8 @@ def selection_line(result: Validation) -> str:
 
 
 def summary_lines(result: Validation) -> list[str]:
-    """A short human summary: per runtime the verdict counts, then what needs a look."""
+    """A short human summary: per runtime the verdict counts, then what needs a look; no
+    terminal control sequence from a runtime's text survives in it."""
     lines = []
     for rt in result.runtimes:
         recs = [r for r in result.records if r["runtime"] == rt["spec"]]
@@ -452,4 +454,4 @@ def summary_lines(result: Validation) -> list[str]:
         named = ", ".join(f"{m['runtime']} {m['case']}" for m in result.missing[:10])
         more = f" and {len(result.missing) - 10} more" if len(result.missing) > 10 else ""
         lines.append(f"INCOMPLETE: {len(result.missing)} selected pairs have no record: {named}{more}")
-    return lines
+    return [visible(line) for line in lines]  # a runtime's text reaches the terminal inert

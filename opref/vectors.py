@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import sys
 import time
 import zlib
@@ -37,6 +36,7 @@ from opref.dtypes import DTYPES, DType
 from opref.errors import SpecError
 from opref.geometry import reject_ambiguities, to_dict
 from opref.model import ir_version_for, make_model
+from opref.outdir import staged
 from opref.reference import conv_transpose
 from opref.tolerance import magnitude_sum, max_terms
 from opref.version import __version__
@@ -239,31 +239,9 @@ def is_suite(path: Path) -> bool:
     return isinstance(data, dict) and data.get("generator") == "opref"
 
 
-def _siblings(out: Path, kind: str) -> list[Path]:
-    return sorted(out.parent.glob(f".{out.name}.opref-{kind}-*"))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _recover(out: Path) -> None:
-    """Tidy what an interrupted run left: stale temporaries, and a suite moved aside."""
-    for tmp in _siblings(out, "tmp"):
-        pid = int(tmp.name.rsplit("-", 1)[-1]) if tmp.name.rsplit("-", 1)[-1].isdigit() else 0
-        if not _pid_alive(pid):
-            shutil.rmtree(tmp, ignore_errors=True)
-    for old in _siblings(out, "old"):
-        if not out.exists() and is_suite(old):
-            old.rename(out)  # killed between the two renames of the swap
-        else:
-            shutil.rmtree(old, ignore_errors=True)
+def is_replaceable_suite(path: Path) -> bool:
+    """A suite opref may replace: written by opref, holding nothing its manifest does not list."""
+    return is_suite(path) and not _foreign_entries(path)
 
 
 def _foreign_entries(out: Path) -> list[str]:
@@ -315,26 +293,15 @@ def generate(
 ) -> Summary:
     """Write ``cases`` as a suite at ``out``, replacing a previous opref suite there.
 
-    Refuses a non-empty ``out`` that is not an opref suite. On any error, or if killed,
-    the previous suite stays as it was.
+    Refuses a non-empty ``out`` that is not an opref suite, or one holding files its manifest
+    does not list; on any error, or if killed, the previous suite stays as it was
+    (:mod:`opref.outdir`).
     """
     t0 = time.perf_counter()
     out = Path(out).absolute()
     cases = list(cases)
-    _recover(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_suite(out))):
-        raise SuiteError(f"{out} exists and is not an opref suite; refusing to overwrite it")
-    if out.is_dir() and (foreign := _foreign_entries(out)):
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise SuiteError(
-            f"{out} holds files opref did not write ({shown}); move them elsewhere, or generate into "
-            "another directory: replacing the suite would delete them"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.opref-tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     records, total_bytes, checks = [], 0, {}
-    try:
+    with staged(out, "generate", own=is_replaceable_suite, marker=False) as tmp:
         for i, case in enumerate(cases):
             files, record = build_case(case)
             checks[case.name] = _checker(onnx.load_from_string(files["model.onnx"]))
@@ -365,14 +332,6 @@ def generate(
         (tmp / CHECKER).write_bytes(
             _json({"onnx_version": onnx.__version__, "full_check": True, "cases": checks})
         )
-        old = out.parent / f".{out.name}.opref-old-{os.getpid()}"
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return Summary(
         out,
         len(records),

@@ -23,10 +23,13 @@ sys.path.insert(0, str(ROOT))
 
 from opref.cases import VARIANTS, catalog  # noqa: E402
 from opref.expectations import read_expected  # noqa: E402
+from opref.outdir import check as check_out  # noqa: E402
+from opref.outdir import staged  # noqa: E402
 from opref.report import write_report  # noqa: E402
+from opref.runtimes import RuntimeSpecError, check  # noqa: E402
 from opref.runtimes.ort import PROVIDER_ALIASES  # noqa: E402
 from opref.validate import summary_lines, validate  # noqa: E402
-from opref.vectors import generate, progress_bar  # noqa: E402
+from opref.vectors import generate, is_replaceable_suite, progress_bar  # noqa: E402
 
 # Extra environments built by scripts/make-envs: (interpreter, runtime specs run under it).
 EXTRA_ENVS = (
@@ -82,6 +85,17 @@ def main() -> int:
 
     t0 = time.perf_counter()
     build = Path(args.build)
+    results_dir = build / "results"
+    try:  # every output directory and runtime spec is checked before anything is written
+        check_out(results_dir, "validate")
+        check_out(args.out, "report")
+        if not args.vectors:
+            check_out(build / "vectors", "generate", is_replaceable_suite)
+        for spec in args.runtime or []:
+            check(spec)
+    except (ValueError, RuntimeSpecError) as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return 2
     if args.vectors:
         suite = Path(args.vectors)
     else:
@@ -108,23 +122,26 @@ def main() -> int:
         if sys.stderr.isatty():
             progress_bar(done, total)
 
-    result = validate(
-        suite,
-        runtimes,
-        only=args.only if args.vectors else None,
-        jobs=args.jobs,
-        timeout=args.timeout,
-        expected=expected,
-        # Auto-detected runtimes may be missing here; runtimes named with --runtime may not.
-        allow_unavailable=not args.runtime,
-        progress=tick,
-        save_tensors="failures",  # the report's heatmaps and the debugging artifacts
-        tensors_dir=build / "results",
-    )
-    result.write(build / "results")
+    with staged(results_dir, "validate") as stage:
+        result = validate(
+            suite,
+            runtimes,
+            only=args.only if args.vectors else None,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            expected=expected,
+            # Auto-detected runtimes may be missing here; runtimes named with --runtime may not.
+            allow_unavailable=not args.runtime,
+            progress=tick,
+            save_tensors="failures",  # the report's heatmaps and the debugging artifacts
+            tensors_dir=stage,
+        )
+        if result.tensors_root:
+            result.tensors_root = str(results_dir.absolute())  # where they are after the swap
+        result.write(stage)
     for line in summary_lines(result):
         print(line)
-    report = write_report([result.to_dict()], args.out)
+    report = write_report([result.to_dict()], args.out, roots=[results_dir])
     out = Path(args.out)
     print(
         f"report: {out / 'index.md'} (also report.json, junit.xml"

@@ -206,13 +206,13 @@ def test_sigkill_during_generation_keeps_the_previous_suite(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".suite.opref-tmp-*/node/*")) and time.monotonic() < deadline:
+    while not list(tmp_path.glob(".suite.opref-staging-*/node/*")) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "generation finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    assert list(tmp_path.glob(".suite.opref-tmp-*"))  # what the killed run left ...
+    assert list(tmp_path.glob(".suite.opref-staging-*"))  # what the killed run left ...
     vx.generate(out, cs.catalog(only=["seed_basic"]), {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["suite"]  # ... the next run removes
 

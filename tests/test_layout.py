@@ -14,7 +14,7 @@ PACKAGE = ROOT / "opref"
 
 # The floors, lowest first. A module may import from its own floor or any below it, never above.
 FLOORS: dict[int, tuple[str, ...]] = {
-    1: ("readings", "dtypes", "verdicts", "errors", "version", "limits"),
+    1: ("readings", "dtypes", "verdicts", "errors", "version", "limits", "escape"),
     2: ("geometry", "boundary", "model", "codec", "outdir", "reaper", "runtimes"),
     3: ("catalog", "cases", "reference", "direct", "frameworks", "tolerance"),
     4: ("vectors",),
@@ -74,9 +74,11 @@ def imports_of(path: Path, known: dict[str, Path]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            # `from opref import readings` names a module; `from opref.report import x`, a name.
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
-            targets = [t for t in targets if resolve(t, known) == t] or [base]
+            # `from opref import readings` names a module; `from opref.report import x`, a name
+            # in the package (its __init__).
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names
+            ]
         else:
             continue
         for target in targets:

@@ -155,9 +155,9 @@ def test_a_runtime_s_stderr_is_held_bounded_and_keeps_the_panic_line():
 def test_ctrl_c_keeps_what_finished_and_says_it_is_incomplete(suite, tmp_path):
     marker = tmp_path / "hanging"
     out = tmp_path / "r"
-    out.mkdir()
-    (out / "results.json").write_text('{"complete": true, "records": ["from an earlier run"]}')
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests'}{os.pathsep}{ROOT}"}
+    earlier = [sys.executable, "-m", "opref", "validate", str(suite), "--runtime", FAKE, "--out", str(out)]
+    subprocess.run(earlier, env=env, check=True, capture_output=True)
     proc = subprocess.Popen(
         [
             sys.executable,

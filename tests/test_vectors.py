@@ -21,6 +21,7 @@ from opref import suite as sx
 from opref import vectors as vx
 from opref.direct import direct_conv_transpose
 from opref.model import ir_version_for, node_attributes
+from opref.outdir import OutputError
 from opref.readings import AMBIGUITIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,7 +244,7 @@ def test_generation_is_deterministic_and_random_family_seeded(tmp_path):
 
 def test_refuses_a_directory_that_is_not_a_suite(tmp_path):
     (tmp_path / "mine.txt").write_text("precious")
-    with pytest.raises(cx.SuiteError, match="not an opref suite"):
+    with pytest.raises(OutputError, match="holds files opref did not write"):
         vx.generate(tmp_path, cs.catalog(only=["seed_basic"]), {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
 
@@ -271,13 +272,13 @@ def test_failed_run_leaves_previous_suite_intact(tmp_path, monkeypatch):
 def test_stale_temporary_and_moved_aside_suite_are_recovered(tmp_path):
     out = tmp_path / "suite"
     vx.generate(out, cs.catalog(only=["seed_basic"]), {})
-    # As if killed between the two renames of the swap, with a dead process's temporary left.
+    # As if killed between the two renames of the swap, with a dead process's staging left.
     out.rename(tmp_path / ".suite.opref-old-999999999")
-    (tmp_path / ".suite.opref-tmp-999999999").mkdir()
+    (tmp_path / ".suite.opref-staging-999999999").mkdir()
     vx.generate(tmp_path / "other", cs.catalog(only=["seed_basic"]), {})
-    vx._recover(out)
+    vx.generate(out, cs.catalog(only=["seed_stride2"]), {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "suite"]
-    assert vx.is_suite(out)
+    assert vx.is_suite(out) and [p.name for p in (out / "node").iterdir()] == ["seed_stride2"]
 
 
 def test_cli_generate_filters(tmp_path):

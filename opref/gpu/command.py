@@ -166,10 +166,12 @@ def validate_configuration(
         argv += ["--expected", expected]
     for glob in only:
         argv += ["--only", glob]
-    log = out / "validate.log"
-    if (out / "results.json").exists():
-        (out / "results.json").unlink()  # a stale file must not pass for this run's
+    # The log waits beside OUT: opref validate writes only into a directory it wrote itself, and
+    # replaces it whole (a stale results.json cannot pass for this run's).
+    log = out.parent / f"{out.name}.validate.log"
     code, seconds = run_opref(argv, log, budget)
+    if out.is_dir():
+        log = log.replace(out / "validate.log")
     return Run(cfg, spec, out, code, seconds, tail(log.read_text(errors="replace"), 8))
 
 
@@ -393,11 +395,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarize({spec: run.results for spec, run in runs.items()}, wanted, notes)
     report_dirs = [str(run.out) for run in runs.values() if run.results is not None]
     if report_dirs:
-        code, _ = run_opref(
-            ["report", *report_dirs, "--out", str(out)],
-            out / "report.log",
-            max(30.0, deadline - time.monotonic() + 60),
-        )
+        # opref report writes only into a directory of its own: there, then its files into OUT.
+        written = Path(tempfile.mkdtemp(prefix="opref-gpu-report-"))
+        try:
+            code, _ = run_opref(
+                ["report", *report_dirs, "--out", str(written / "report")],
+                out / "report.log",
+                max(30.0, deadline - time.monotonic() + 60),
+            )
+            for item in sorted((written / "report").glob("*")):
+                if not item.name.startswith("."):  # not the marker of opref.outdir
+                    if (out / item.name).is_dir():
+                        shutil.rmtree(out / item.name)
+                    shutil.move(str(item), str(out / item.name))
+        finally:
+            shutil.rmtree(written, ignore_errors=True)
         if code != 0:
             _say(f"opref report exited {code}; see {out / 'report.log'}")
     environment["seconds"] = round(time.monotonic() - t0, 1)

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from opref.outdir import staged
 from opref.report.aggregate import aggregate, exit_code, load_results, variant_views
 from opref.report.clusters import clusters, heatmaps
 from opref.report.html import page
@@ -21,22 +22,31 @@ from opref.report.vocabulary import CLUSTER_COLUMNS, Report, variant_of
 from opref.validate import dumps
 
 
-def write_report(results: Sequence[dict], out: str | os.PathLike) -> Report:
+def write_report(
+    results: Sequence[object],
+    out: str | os.PathLike,
+    roots: Sequence[str | os.PathLike] | None = None,
+) -> Report:
     """Write index.md, index.html, report.json, junit.xml and (with matplotlib) summary.png and
-    the clusters' heatmaps/ into ``out``."""
+    the clusters' heatmaps/ into ``out``, replacing a report opref wrote there whole
+    (:mod:`opref.outdir`). ``roots``: the directories the results were read from (see
+    :func:`aggregate`). Whatever the records hold, a report is written; records it cannot
+    show as they are get a note."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    report = aggregate(results, out)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # matplotlib's layout notes are not the user's business
-        report.data["plot"] = plot(report, out / "summary.png")
-        heatmaps(report, out)
-    (out / "report.json").write_text(dumps(report.data))
-    (out / "junit.xml").write_bytes(junit(report))
-    (out / "index.md").write_text(markdown(report))
-    (out / "index.html").write_text(page(report, out), encoding="utf-8")
+    with staged(out, "report") as stage:
+        report = aggregate(results, out, roots)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # matplotlib's layout notes are not the user's business
+            try:
+                report.data["plot"] = plot(report, stage / "summary.png")
+            except (ValueError, TypeError, OverflowError, RuntimeError) as exc:  # a picture, not the report
+                report.data["plot"] = False
+                report.data["notes"].append(f"summary.png not drawn: {type(exc).__name__}: {exc}")
+            heatmaps(report, stage)
+        (stage / "report.json").write_text(dumps(report.data), encoding="utf-8")
+        (stage / "junit.xml").write_bytes(junit(report))
+        (stage / "index.md").write_text(markdown(report), encoding="utf-8")
+        (stage / "index.html").write_text(page(report, stage), encoding="utf-8")
     return report
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from opref.boundary import read_results
 from opref.cases import VARIANTS
 from opref.readings import AMBIGUITIES
+from opref.report import intake
 from opref.report.clusters import add_diagnosis
 from opref.report.vocabulary import SCHEMA, Report, cell_of, variant_of
 from opref.validate import reproduce_command
@@ -39,15 +40,28 @@ def exit_code(data: dict) -> int:
     return 1 if failed or unavailable or not data["records"] else 0
 
 
-def aggregate(results: Sequence[dict], out: str | os.PathLike | None = None) -> Report:
+def aggregate(
+    results: Sequence[object],
+    out: str | os.PathLike | None = None,
+    roots: Sequence[str | os.PathLike] | None = None,
+) -> Report:
     """Merge validation results (e.g. shards, or one per runtime) into the report's data.
 
     With ``out`` (the report's directory), reproduce commands name the suite relative to it.
+    ``roots`` are the directories the results were read from: saved tensors are looked for
+    there, and nowhere else (without them, in the ``tensors_root`` the results name). Records
+    of the wrong shape cost themselves (or a field), with a note in ``notes``, never the report.
     """
+    names = None if roots is None else [str(Path(r) / "results.json") for r in roots]
+    taken, notes = intake.results(results, names)
+    declared = [(res or {}).get("tensors_root", "") for res in taken]
+    tensor_roots = [str(r) for r in roots] if roots is not None else declared
+    results = [res for res in taken if res is not None]
+    tensor_roots = [root for root, res in zip(tensor_roots, taken, strict=True) if res is not None]
     runtimes: dict[str, dict] = {}
     records: list[dict] = []
     seen = set()
-    for res in results:
+    for res, tensors_root in zip(results, tensor_roots, strict=True):
         suite = res.get("suite_path") or res["suite"]
         if out is not None and suite and os.path.isabs(suite):
             suite = os.path.relpath(suite, Path(out).absolute())
@@ -60,7 +74,7 @@ def aggregate(results: Sequence[dict], out: str | os.PathLike | None = None) -> 
                 again = reproduce_command(suite, rec["runtime"], rec["case"]) if suite else rec["reproduce"]
                 records.append({**rec, "reproduce": again})
                 if rec.get("tensors"):
-                    records[-1]["tensors_root"] = res.get("tensors_root", "")
+                    records[-1]["tensors_root"] = tensors_root
     records.sort(key=lambda r: (r["runtime"], r["case"]))
     matrix = {spec: {v.value: 0 for v in ORDER} for spec in runtimes}
     for rec in records:
@@ -115,6 +129,7 @@ def aggregate(results: Sequence[dict], out: str | os.PathLike | None = None) -> 
         "case_problems": {k: v for r in results for k, v in r.get("case_problems", {}).items()},
         "read_notes": [n for r in results for n in r.get("read_notes", [])],
         "records": records,
+        "notes": notes,
     }
     data.update(variant_views(records))
     data["exit_code"] = exit_code(data)

@@ -30,6 +30,15 @@ SHARED_FACTS: tuple[tuple[str, object], ...] = (
 )
 
 
+def _holds(test, rec: dict) -> bool:
+    """A shared fact's test on one record; a value of the wrong type (a hand-edited record)
+    makes the fact not hold rather than the report fail."""
+    try:
+        return bool(test(rec))
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return False
+
+
 def message_signature(rec: dict) -> str:
     """A failure message with its numbers, shapes and lists blanked: failures that share it
     share a cause as far as the message tells."""
@@ -65,7 +74,7 @@ def clusters(records: Sequence[dict]) -> list[dict]:
     for (runtime, verdict, diag, signature), recs in groups.items():
         rep = min(recs, key=lambda r: (_size(r), r["case"]))
         reasons = Counter(r.get("expected_reason", "") for r in recs if r.get("expected_reason"))
-        shared = [label for label, test in SHARED_FACTS if all(test(r) for r in recs)]
+        shared = [label for label, test in SHARED_FACTS if all(_holds(test, r) for r in recs)]
         for field, name in (("dtype", "dtype"), ("family", "family")):
             values = {r.get(field) for r in recs}
             if len(values) == 1 and None not in values:
@@ -184,7 +193,7 @@ def heatmap(expected, output, bound, path: Path, title: str) -> bool:
         ax.tick_params(labelsize=6)
     fig.subplots_adjust(top=0.78, right=0.76)
     fig.colorbar(im, cax=fig.add_axes((0.8, 0.12, 0.025, 0.62))).set_label(label, fontsize=7)
-    fig.suptitle(textwrap.fill(title, 60), fontsize=8)
+    fig.suptitle(textwrap.fill(title, 60).replace("$", r"\$"), fontsize=8)
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return True
@@ -201,10 +210,17 @@ def heatmaps(report: Report, out: Path) -> None:
         paths = (rec or {}).get("tensors") or {}
         root = (rec or {}).get("tensors_root", "")
         want, got = load(root, paths, "expected"), load(root, paths, "output")
-        if want is None or got is None or want.shape != got.shape or want.ndim < 3:
+        if want is None or got is None or want.shape != got.shape or want.ndim < 3 or 0 in want.shape:
             continue
+        bound = load(root, paths, "bound")
+        if bound is not None and bound.shape != want.shape:
+            bound = None
         (out / "heatmaps").mkdir(exist_ok=True)
         rel = f"heatmaps/cluster-{c['id']}.png"
         title = f"cluster {c['id']}: {c['runtime']} {c['representative']} ({c['verdict']})"
-        if heatmap(want, got, load(root, paths, "bound"), out / rel, title):
+        try:
+            drawn = heatmap(want, got, bound, out / rel, title)
+        except (ValueError, TypeError, OverflowError, MemoryError):  # saved tensors no plot can show
+            drawn = False
+        if drawn:
             c["heatmap"] = rel

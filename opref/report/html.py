@@ -14,8 +14,10 @@ import html
 import json
 from pathlib import Path
 
+from opref.escape import visible
 from opref.readings import AMBIGUITIES
 from opref.report.vocabulary import CLUSTER_COLUMNS
+from opref.report.vocabulary import MAX_LISTED as MAX_NOTES
 from opref.verdicts import GROUP, ORDER, Group
 
 _CSS = """
@@ -57,7 +59,8 @@ _JS = """
 
 
 def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """Any value as HTML text or a quoted attribute value, hidden characters made visible."""
+    return html.escape(visible("" if value is None else str(value)), quote=True)
 
 
 def _table(header, rows, cls: str = "") -> str:
@@ -93,8 +96,8 @@ def _geometry_text(rec: dict) -> str:
             opset=rec["opset"],
             readings=rec.get("reading"),
         )
-    except (SpecError, TypeError, ValueError) as exc:
-        return f"(geometry: {exc})"
+    except (SpecError, TypeError, ValueError, OverflowError, MemoryError) as exc:  # a hand-edited record
+        return f"(geometry: {type(exc).__name__}: {exc})"
     return "\n".join(formula_lines(geo))
 
 
@@ -244,6 +247,16 @@ def _cases(d: dict) -> str:
     return table + "<h2>Case details (everything but passes)</h2>" + "".join(details)
 
 
+def _notes(d: dict) -> str:
+    notes = d.get("notes") or []
+    if not notes:
+        return ""
+    items = "".join(f"<li>{_e(n)}</li>" for n in notes[:MAX_NOTES])
+    extra = len(notes) - MAX_NOTES
+    more = f"<li>... {extra} more in report.json (notes)</li>" if extra > 0 else ""
+    return f'<h2>Records not shown as they were</h2><ul class="notes">{items}{more}</ul>'
+
+
 def page(report, out: str | Path | None = None) -> str:
     """The HTML text of report/index.html (``out``: the report directory, for the heatmaps)."""
     d = report.data
@@ -269,6 +282,7 @@ def page(report, out: str | Path | None = None) -> str:
             _ambiguities(d),
             "<h2>Where the runtimes disagree</h2>",
             _disagree(d),
+            _notes(d),
             "<h2>Every case</h2>",
             _filters(d["records"]),
             _cases(d),

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
+from opref.escape import visible
 from opref.report.clusters import cluster_note
 from opref.report.vocabulary import Report
 from opref.verdicts import GROUP, SKIP_REASONS, Group, Verdict
+
+MESSAGE_LIMIT = 300  # characters of a failure's message attribute; the element text has it all
+
+
+def _x(value: object) -> str:
+    """Any value as text XML 1.0 may hold: ElementTree escapes markup, but writes control
+    characters and lone surrogates as they are, which makes the file ill-formed (or fails to
+    encode); :func:`visible` writes them as escapes first."""
+    return visible("" if value is None else str(value))
 
 
 def junit(report: Report) -> bytes:
@@ -20,28 +31,30 @@ def junit(report: Report) -> bytes:
         by_rt[rec["runtime"]].append(rec)
     for rt in report.data["runtimes"]:
         recs = by_rt.get(rt["spec"], [])
-        suite = ET.SubElement(root, "testsuite", name=rt["spec"], tests=str(len(recs)), errors="0")
+        suite = ET.SubElement(root, "testsuite", name=_x(rt["spec"]), tests=str(len(recs)), errors="0")
         if not rt["available"]:
             ET.SubElement(suite, "properties").append(
-                ET.Element("property", name="unavailable", value=rt["reason"])
+                ET.Element("property", name="unavailable", value=_x(rt["reason"]))
             )
         failures = skipped = 0
         for rec in recs:
+            seconds = rec.get("seconds", 0)
+            seconds = seconds if isinstance(seconds, int | float) and math.isfinite(seconds) else 0.0
             tc = ET.SubElement(
-                suite, "testcase", classname=rt["spec"], name=rec["case"], time=f"{rec.get('seconds', 0):.4f}"
+                suite, "testcase", classname=_x(rt["spec"]), name=_x(rec["case"]), time=f"{seconds:.4f}"
             )
             verdict = Verdict(rec["verdict"])
-            text = f"{verdict}: {rec.get('message', '')}\nreproduce: {rec['reproduce']}"
-            text += cluster_note(report.data, rec)
+            message = _x(rec.get("message", ""))
+            text = _x(f"{verdict}: {message}\nreproduce: {rec['reproduce']}" + cluster_note(report.data, rec))
             group = GROUP[verdict]
             if group is Group.NORMATIVE and "expected_by" not in rec:
                 failures += 1
                 ET.SubElement(
-                    tc, "failure", message=f"{verdict}: {rec.get('message', '')[:300]}", type=str(verdict)
+                    tc, "failure", message=f"{verdict}: {message[:MESSAGE_LIMIT]}", type=str(verdict)
                 ).text = text
             elif group is Group.NORMATIVE:
                 skipped += 1
-                reason = rec.get("expected_reason") or rec["expected_by"]
+                reason = _x(rec.get("expected_reason") or rec["expected_by"])
                 ET.SubElement(tc, "skipped", message=f"known failure ({verdict}): {reason}")
                 ET.SubElement(tc, "system-out").text = text
             elif group is Group.SKIPPED:

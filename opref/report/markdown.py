@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 
 from opref.cases import VARIANTS
+from opref.escape import visible
 from opref.readings import AMBIGUITIES
 from opref.report.vocabulary import CLUSTER_COLUMNS, MAX_LISTED, Report
 from opref.verdicts import ORDER
@@ -26,13 +28,13 @@ def variant_markdown(d: dict) -> list[str]:
     rows = []
     for rt, changes in d["variant_changes"].items():
         if d["variant_matrix"].get(rt) and len(d["variant_matrix"][rt]) > 1:
-            verdict = f"**{len(changes)} cases change verdict**" if changes else "no case changes verdict"
+            verdict = Md(f"**{len(changes)} cases change verdict**") if changes else "no case changes verdict"
             rows.append([rt, verdict])
     lines += _table(["runtime", "between its variants"], rows)
     for rt, changes in d["variant_changes"].items():
         if not changes:
             continue
-        lines += [f"### `{rt}`: {len(changes)} cases whose verdict depends on the model's form", ""]
+        lines += [f"### {_code(rt)}: {len(changes)} cases whose verdict depends on the model's form", ""]
         variants = [v for v in VARIANTS if any(v in c for c in changes.values())]
         shown = list(changes.items())[:MAX_LISTED]
         lines += _table(
@@ -63,9 +65,36 @@ def variant_markdown(d: dict) -> list[str]:
     return lines
 
 
+class Md(str):
+    """Markdown built here from escaped parts: a table cell takes it as it is."""
+
+
+# What would make outside text Markdown or HTML: a code span, emphasis, a table cell's end, a
+# backslash escape, a closing bracket that would complete a link or an image (which a viewer
+# may fetch), an opening one that could start a link definition; raw tags and entities are
+# written as entities.
+_MARKUP = re.compile(r"([\\`*|]|\](?=[(\[])|\]$|^\[)")
+
+
+def _text(value: object) -> Md:
+    """Outside text as Markdown that shows exactly that text, on one line."""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
+    text = visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return Md(_MARKUP.sub(r"\\\1", text).replace("\r", " ").replace("\n", " "))
+
+
+def _code(value: object) -> Md:
+    """Outside text as a code span on one line: fenced by more backticks than it holds in a
+    row; its pipes escaped, which tables need (index.md's code spans outside tables never
+    hold outside text with a pipe but reproduce commands, which quote it)."""
+    text = visible(str(value)).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return Md(f"{fence}{pad}{text}{pad}{fence}")
+
+
 def _cell(value: object) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    return text.replace("|", "\\|").replace("\n", " ")
+    return value if isinstance(value, Md) else _text(value)
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
@@ -76,7 +105,7 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]
 
 def _head(d: dict) -> list[str]:
     lines = ["# opref ConvTranspose conformance report", ""]
-    srcs = ", ".join(f"`{s['suite']}` ({s['started']})" for s in d["sources"])
+    srcs = ", ".join(f"{_code(s['suite'])} ({_text(s['started'])})" for s in d["sources"])
     lines += [f"opref {d['opref_version']}; suite {srcs}; {len(d['records'])} (case, runtime) results.", ""]
     lines += [
         f"**{d['unexpected_count']} unexpected normative failures** "
@@ -92,7 +121,7 @@ def _head(d: dict) -> list[str]:
     if d["stale_expectations"]:
         lines += ["## Known failures that no longer fail (remove these lines)", ""]
         lines += [
-            f"- line {e.get('line', '?')}: `{e.get('key', '')}` now passes - {e.get('reason', '')}"
+            f"- line {_text(e['line'])}: {_code(e['key'])} now passes - {_text(e['reason'])}"
             for e in d["stale_expectations"]
         ]
         lines.append("")
@@ -113,8 +142,8 @@ def _summary(d: dict) -> list[str]:
     lines += _table(["runtime", "version", *shown], rows)
     for rt in d["runtimes"]:
         if not rt["available"]:
-            what = f" What to do: {rt['hint']}." if rt.get("hint") else ""
-            lines.append(f"- `{rt['spec']}` **unavailable**: {rt['reason']}.{what}")
+            what = f" What to do: {_text(rt['hint'])}." if rt.get("hint") else ""
+            lines.append(f"- {_code(rt['spec'])} **unavailable**: {_text(rt['reason'])}.{what}")
     lines += ["", "Reproduce commands below are relative to this report's directory.", ""]
     return lines
 
@@ -126,14 +155,17 @@ def _failures(d: dict) -> list[str]:
     else:
         rows = [
             [
-                ("**unexpected** " if f["unexpected"] else f"known ({f['known_reason']}) ") + f["verdict"],
+                Md(
+                    ("**unexpected** " if f["unexpected"] else f"known ({_text(f['known_reason'])}) ")
+                    + f["verdict"]
+                ),
                 f["runtime"],
                 f["case"],
                 f["attributes"],
                 f"{f['dtype']} / {f['opset']}",
                 f"{f['expected_shape']} / {f['got_shape']}",
                 _first_difference(f),
-                f"`{f['reproduce']}`",
+                _code(f["reproduce"]),
             ]
             for f in d["failures"][:MAX_LISTED]
         ]
@@ -170,12 +202,14 @@ def _ambiguities(d: dict) -> list[str]:
             lines += ["No runtime produced a comparable result on these cases.", ""]
             continue
         names = [*list(amb.readings), "no documented reading"]
-        hdr = [f"**{n}**" if n == amb.default else n for n in names]
+        hdr = [Md(f"**{n}**") if n == amb.default else n for n in names]
         rows = [[rt, *[per_rt[rt].get(n, "") for n in names]] for rt in per_rt]
         lines += _table(["runtime", *hdr], rows)
         for rt, counts in per_rt.items():
             top = max(counts.items(), key=lambda kv: kv[1])
-            lines.append(f"- `{rt}` follows `{top[0]}` for {aid} ({top[1]} of {sum(counts.values())} cases)")
+            lines.append(
+                f"- {_code(rt)} follows {_code(top[0])} for {aid} ({top[1]} of {sum(counts.values())} cases)"
+            )
         lines.append("")
 
     return lines
@@ -230,8 +264,8 @@ def _problems(d: dict) -> list[str]:
     lines: list[str] = []
     if d["suite_problems"] or d["case_problems"]:
         lines += ["## Suite problems (files that failed verification; those cases were not run)", ""]
-        lines += [f"- {p}" for p in d["suite_problems"]]
-        lines += [f"- `{k}`: {v}" for k, v in sorted(d["case_problems"].items())]
+        lines += [f"- {_text(p)}" for p in d["suite_problems"]]
+        lines += [f"- {_code(k)}: {_text(v)}" for k, v in sorted(d["case_problems"].items())]
         lines.append("")
     if d["read_notes"]:
         lines += ["## Records left out (results.json held what opref does not write)", ""]
@@ -239,6 +273,17 @@ def _problems(d: dict) -> list[str]:
         lines.append("")
 
     return lines
+
+
+def _notes(d: dict) -> list[str]:
+    notes = d.get("notes") or []
+    if not notes:
+        return []
+    lines = ["## Records not shown as they were (results.json held something else)", ""]
+    lines += [f"- {_text(n)}" for n in notes[:MAX_LISTED]]
+    if len(notes) > MAX_LISTED:
+        lines.append(f"- ... {len(notes) - MAX_LISTED} more in report.json (notes).")
+    return [*lines, ""]
 
 
 def _machine(d: dict) -> list[str]:
@@ -254,7 +299,7 @@ def _machine(d: dict) -> list[str]:
         for rt in d["runtimes"]
     ]
     lines += _table(["spec", "name", "version", "available", "details"], rows)
-    lines += [f"- {k}: {v}" for k, v in d["machine"].items()]
+    lines += [f"- {_text(k)}: {_text(v)}" for k, v in d["machine"].items()]
     lines += ["", "Plot: ![summary](summary.png)" if d.get("plot") else "", ""]
     return lines
 
@@ -274,6 +319,7 @@ def markdown(report: Report) -> str:
         _divergences(d),
         _unsupported_and_placement(d),
         _problems(d),
+        _notes(d),
         _machine(d),
     )
     return "\n".join(line for section in sections for line in section)
@@ -303,8 +349,8 @@ def cluster_lines(d: dict) -> list[str]:
     ]
     rows = []
     for c in cl:
-        known = "; ".join(f"{k} ({n})" for k, n in c["known_reasons"].items()) or "**not listed**"
-        what = f"**{c['diagnosis_text']}**" if c["diagnosis"] else f"`{c['signature']}`"
+        known = Md("; ".join(f"{_text(k)} ({n})" for k, n in c["known_reasons"].items()) or "**not listed**")
+        what = Md(f"**{_text(c['diagnosis_text'])}**" if c["diagnosis_text"] else _code(c["signature"]))
         heat = f" ![heatmap]({c['heatmap']})" if c.get("heatmap") else ""
         rows.append(
             [
@@ -315,8 +361,8 @@ def cluster_lines(d: dict) -> list[str]:
                 what,
                 known,
                 ", ".join(c["shared"]),
-                f"`{c['representative']}`{heat}",
-                f"`{c['reproduce']}`",
+                Md(f"{_code(c['representative'])}{heat}"),
+                _code(c["reproduce"]),
             ]
         )
     lines += _table(CLUSTER_COLUMNS, rows)

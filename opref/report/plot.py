@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from opref.report.vocabulary import Report, short_label
 from opref.verdicts import ORDER
 
 CLIP = 1e3  # the error plot's right edge: larger fractions of the bound are drawn there
+
+
+def _label(spec: str) -> str:
+    """A runtime spec as plain text on an axis: matplotlib reads text between dollar signs as
+    mathematics and fails on what it cannot parse."""
+    return short_label(spec).replace("$", r"\$")
+
+
+def _drawn(fraction: float, floor: float) -> float:
+    """Where a fraction of the bound is drawn: NaN (a runtime that answered NaN) and infinity
+    are past every bound, drawn at the clip edge with the other clipped values."""
+    if math.isnan(fraction):
+        return CLIP
+    return min(max(fraction, floor), CLIP)
 
 
 def plot(report: Report, path: Path) -> bool:
@@ -38,11 +53,11 @@ def plot(report: Report, path: Path) -> bool:
             r["comparison"]["max_bound_fraction"] for r in judged if not r["comparison"]["bitexact_required"]
         ]
         exact = [r for r in judged if r["comparison"]["bitexact_required"]]
-        vals = [min(max(f, floor), CLIP) for f in fr]
+        vals = [_drawn(f, floor) for f in fr if isinstance(f, int | float)]
         jitter = [i + 0.3 * ((k * 37 % 17) / 17 - 0.5) for k in range(len(vals))]
         ax1.scatter(vals, jitter, s=9, alpha=0.6)
         ok_exact = sum(1 for r in exact if r["comparison"]["ok"])
-        labels.append(f"{short_label(spec)}\nexact data {ok_exact}/{len(exact)} bit-exact")
+        labels.append(f"{_label(spec)}\nexact data {ok_exact}/{len(exact)} bit-exact")
     ax1.axvline(1.0, color="red", lw=1)
     ax1.set_xscale("log")
     ax1.set_xlim(floor / 2, CLIP * 2)
@@ -84,7 +99,7 @@ def plot(report: Report, path: Path) -> bool:
         if any(counts):
             ax2.barh(range(len(specs)), counts, left=left, color=colors.get(v.value), label=v.value)
             left = [a + b for a, b in zip(left, counts, strict=True)]
-    ax2.set_yticks(range(len(specs)), [short_label(sp) for sp in specs], fontsize=8)
+    ax2.set_yticks(range(len(specs)), [_label(sp) for sp in specs], fontsize=8)
     ax2.set_xlabel("cases")
     ax2.set_title("Verdicts")
     ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
