@@ -271,6 +271,9 @@ def result(data: object, where: str, notes: list[str]) -> dict | None:
     out["case_problems"] = _field(data, "case_problems", _mapping(_text), {}, where, notes)
     out["unexpected"] = _field(data, "unexpected", _list(_unexpected), [], where, notes)
     out["stale_expectations"] = _field(data, "stale_expectations", _list(_stale), [], where, notes)
+    # What the boundary's reader left out of this file, and the pairs a run could not finish.
+    out["read_notes"] = _field(data, "read_notes", _list(_text), [], where, notes)
+    out["missing"] = _field(data, "missing", _list(plain), [], where, notes)
     runtimes = data.get("runtimes") if isinstance(data.get("runtimes"), list) else []
     records = data.get("records") if isinstance(data.get("records"), list) else []
     if not isinstance(data.get("runtimes"), list) or not isinstance(data.get("records"), list):
