@@ -18,6 +18,7 @@ Generated files are deterministic: the same results and suite give byte-identica
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -457,7 +458,9 @@ def _what(cluster: dict) -> str:
     """The cluster's cause in words: its diagnosis, else its commonest known reason, else its message."""
     if cluster["diagnosis"]:
         return cluster["diagnosis_text"]
-    reasons = [r for r in cluster["known_reasons"] if not r.startswith("same")]
+    # By count, then name: report.json stores known_reasons with its keys sorted, not by count.
+    reasons = sorted(cluster["known_reasons"].items(), key=lambda kv: (-kv[1], kv[0]))
+    reasons = [r for r, _ in reasons if not r.startswith("same")]
     if reasons:
         return reasons[0]
     return cluster["signature"]
@@ -525,18 +528,17 @@ def write_bug_reports(
     manifest = read_manifest(suite_path)
     versions = {rt["spec"]: rt for rt in data["runtimes"]}
     by_key = {(r["runtime"], r["case"]): r for r in data["records"]}
-    per_runtime: dict[str, int] = defaultdict(int)
+    found = clusters(data["records"])
+    directories = report_directories(found, data["runtimes"])
     reports = []
-    for cluster in clusters(data["records"]):
+    for cluster in found:
         spec = cluster["runtime"]
         rt = versions.get(spec, {})
         version = str(rt.get("version", ""))
         recs = [by_key[(spec, c)] for c in cluster["cases"]]
         rec = choose_case(recs)
-        per_runtime[spec] += 1
-        name = slug(_what(cluster))
-        rel = f"{runtime_directory(spec, version)}/{per_runtime[spec]:02d}-{name}"
-        key = f"{_head(spec)}/{name}"
+        rel = directories[cluster["id"]]
+        key = f"{_head(spec)}/{slug(_what(cluster))}"
         case = read_case(suite_path, manifest.records[rec["case"]])
         runner = runner_for(spec, version)
         entry = status.get(key, {})
@@ -924,11 +926,75 @@ def index_text(reports: Sequence[BugReport], data: dict) -> str:
 
 # --- the hook for the report ---------------------------------------------------------------------------
 
+BUGS_DIRECTORY = "bugs"  # where the reports are published, inside a report's directory
+
+
+def report_directories(found: Sequence[dict], runtimes: Sequence[Mapping]) -> dict[int, str]:
+    """{cluster id: its report's directory, relative to the reports' root}: ``<runtime>-<version>/
+    <nn>-<slug>``, numbered per runtime in the clusters' order (largest first)."""
+    versions = {rt["spec"]: str(rt.get("version", "")) for rt in runtimes}
+    per_runtime: dict[str, int] = defaultdict(int)
+    out = {}
+    for cluster in found:
+        spec = cluster["runtime"]
+        per_runtime[spec] += 1
+        name = slug(_what(cluster))
+        runtime = runtime_directory(spec, versions.get(spec, ""))
+        out[cluster["id"]] = f"{runtime}/{per_runtime[spec]:02d}-{name}"
+    return out
+
 
 def report_link(bugs_dir: str | os.PathLike, report_dir: str | os.PathLike) -> str | None:
     """The relative link from a report's directory to the bug reports' index, or None when there
-    is none: what index.md and index.html show next to the failure clusters."""
+    is none."""
     index = Path(bugs_dir) / INDEX_FILE
     if not index.exists():
         return None
     return os.path.relpath(index, Path(report_dir)).replace(os.sep, "/")
+
+
+@dataclass(frozen=True)
+class Links:
+    """What a report shows of the published bug reports: the index, and each cluster's ISSUE.md
+    (relative to the report's directory; only those that exist)."""
+
+    index: str
+    clusters: Mapping[int, str]
+
+
+def published_links(report_dir: str | os.PathLike, data: Mapping) -> Links | None:
+    """The links from a report (its directory and its data: ``clusters`` and ``runtimes``) to the
+    bug reports published beside it in ``<report_dir>/bugs``; None when there are none."""
+    bugs = Path(report_dir) / BUGS_DIRECTORY
+    index = report_link(bugs, report_dir)
+    if index is None:
+        return None
+    dirs = report_directories(data.get("clusters", []), data.get("runtimes", []))
+    issues = {
+        cid: f"{BUGS_DIRECTORY}/{rel}/ISSUE.md"
+        for cid, rel in dirs.items()
+        if (bugs / rel / "ISSUE.md").exists()
+    }
+    return Links(index, issues)
+
+
+def markdown_lines(links: Links | None) -> list[str]:
+    """index.md's sentence under "Failure clusters" (nothing without published reports)."""
+    if links is None:
+        return []
+    return [
+        f"Ready-to-file upstream bug reports, one per cluster (ISSUE.md + a repro.py that needs only numpy, "
+        f"onnx and the runtime): [{links.index}]({links.index}).",
+        "",
+    ]
+
+
+def html_paragraph(links: Links | None) -> str:
+    """index.html's counterpart of :func:`markdown_lines`."""
+    if links is None:
+        return ""
+    href = html.escape(links.index, quote=True)
+    return (
+        "<p>Ready-to-file upstream bug reports, one per cluster (ISSUE.md + a repro.py that needs only "
+        f'numpy, onnx and the runtime): <a href="{href}">{html.escape(links.index)}</a>.</p>'
+    )

@@ -23,7 +23,15 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from opref.bugreport import load_upstream, report_link, write_bug_reports
+from opref.bugreport import (
+    Links,
+    html_paragraph,
+    load_upstream,
+    markdown_lines,
+    published_links,
+    report_link,
+    write_bug_reports,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "ecosystem"
@@ -241,4 +249,21 @@ def test_report_link_points_at_the_index_when_there_is_one(tmp_path):
     (tmp_path / "bugs").mkdir()
     (tmp_path / "bugs" / "index.md").write_text("x")
     assert report_link(tmp_path / "bugs", tmp_path) == "bugs/index.md"
-    assert report_link(PUBLISHED, RESULTS) == "bugs/index.md"
+    assert published_links(tmp_path, {"clusters": [], "runtimes": []}) == Links("bugs/index.md", {})
+    assert published_links(tmp_path / "elsewhere", {}) is None
+    assert markdown_lines(None) == [] and html_paragraph(None) == ""
+
+
+def test_the_committed_reports_clusters_link_to_their_published_reports():
+    """Every cluster of results/ecosystem/report.json (as stored: keys sorted) links to an
+    ISSUE.md whose title names its verdict and whose case list is the cluster's."""
+    data = json.loads((RESULTS / "report.json").read_text())
+    links = published_links(RESULTS, data)
+    assert links is not None and links.index == "bugs/index.md"
+    assert set(links.clusters) == {c["id"] for c in data["clusters"]}
+    for c in data["clusters"]:
+        text = (RESULTS / links.clusters[c["id"]]).read_text()
+        assert f"{c['count']} failing cases (verdict `{c['verdict']}`)" in text, c["id"]
+        assert all(f"`{case}`" in text for case in c["cases"]), c["id"]
+    assert "[bugs/index.md](bugs/index.md)" in markdown_lines(links)[0]
+    assert '<a href="bugs/index.md">' in html_paragraph(links)
