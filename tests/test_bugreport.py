@@ -42,7 +42,12 @@ MAKE_ENVS_TIMEOUT = 900
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bugs")
-    write_bug_reports(RESULTS, out, suite=ROOT / "vectors", upstream=PUBLISHED / "upstream.json")
+    here = Path.cwd()
+    os.chdir(ROOT)  # the re-run commands name the suite relative to the working directory
+    try:
+        write_bug_reports(RESULTS, out, suite=ROOT / "vectors", upstream=PUBLISHED / "upstream.json")
+    finally:
+        os.chdir(here)
     return out
 
 
