@@ -408,6 +408,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0 if args.exit_zero else code
 
 
+def cmd_bugreport(args: argparse.Namespace) -> int:
+    from opref.bugreport import write_bug_reports
+    from opref.vectors import SuiteError
+
+    try:
+        reports = write_bug_reports(args.results, args.out, suite=args.suite, upstream=args.upstream)
+    except (OSError, ValueError, SuiteError) as exc:
+        print(f"opref: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"bug reports: {args.out}/index.md ({len(reports)} reports)")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from opref.suite import recompute, verify
 
@@ -588,6 +601,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--strict-expected", action="store_true", help="stale known-failures lines fail too")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("bugreport", help="one upstream bug report (ISSUE.md + repro.py) per failure cluster")
+    p.add_argument("results", help="a results directory (report.json or results.json) or one of those files")
+    p.add_argument("--out", required=True, help="the directory for <runtime>/<nn>-<slug>/ and index.md")
+    p.add_argument("--suite", help="the vectors the results ran on (default: the suite their commands name)")
+    p.add_argument("--upstream", help="the upstream status file (default: OUT/upstream.json)")
+    p.set_defaults(func=cmd_bugreport)
 
     p = sub.add_parser("fuzz", help="search a runtime for failures on drawn configurations; shrink each")
     p.add_argument("--runtime", action="append", required=True, metavar="SPEC", help="as for validate")

@@ -1,0 +1,274 @@
+"""opref/bugreport.py: one ready-to-file report per failure cluster (issue 25).
+
+The repro scripts are judged by running them: in an environment without opref (the pinned
+onnxruntime 1.16.3 of ``scripts/make-envs ort-1.16``), against the runtime they name, with their
+expected output kept, corrupted, or replaced by the runtime's own answer. The models they build
+are compared with the suite's own model.onnx files, read with onnx alone.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import importlib.util
+import json
+import os
+import py_compile
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from opref.bugreport import (
+    Links,
+    html_paragraph,
+    load_upstream,
+    markdown_lines,
+    published_links,
+    report_link,
+    write_bug_reports,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "ecosystem"
+PUBLISHED = RESULTS / "bugs"
+MAKE_ENVS_TIMEOUT = 900
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bugs")
+    here = Path.cwd()
+    os.chdir(ROOT)  # the re-run commands name the suite relative to the working directory
+    try:
+        write_bug_reports(RESULTS, out, suite=ROOT / "vectors", upstream=PUBLISHED / "upstream.json")
+    finally:
+        os.chdir(here)
+    return out
+
+
+def _reports(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.glob("*/*/repro.py"))
+
+
+def _ort_116() -> Path:
+    """.venvs/ort-1.16's python (built here when missing), or skip (fail under CI) saying why."""
+    try:
+        proc = subprocess.run(
+            [str(ROOT / "scripts" / "make-envs"), "ort-1.16"],
+            capture_output=True,
+            text=True,
+            timeout=MAKE_ENVS_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        proc = None
+    if proc is None or proc.returncode != 0:
+        reason = "scripts/make-envs ort-1.16 failed" + ("" if proc is None else f": {proc.stderr[-300:]}")
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return ROOT / ".venvs" / "ort-1.16" / "bin" / "python"
+
+
+def _run(python: Path, script: Path) -> subprocess.CompletedProcess:
+    # -I: no PYTHONPATH, no user site, and not the script's directory's neighbours either.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    return subprocess.run(
+        [str(python), "-I", str(script)],
+        capture_output=True,
+        text=True,
+        cwd=script.parent,
+        env=env,
+        timeout=300,
+    )
+
+
+def _module(script: Path):
+    spec = importlib.util.spec_from_file_location(f"repro_{abs(hash(script))}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_cluster_has_a_report_and_the_index_lists_them(generated):
+    clusters = json.loads((RESULTS / "report.json").read_text())["clusters"]
+    reports = _reports(generated)
+    assert len(reports) == len(clusters), (len(reports), len(clusters))
+    index = (generated / "index.md").read_text()
+    for d in reports:
+        rel = d.relative_to(generated).as_posix()
+        assert f"]({rel}/ISSUE.md)" in index, rel
+        assert (d / "ISSUE.md").read_text().startswith("# ConvTranspose "), rel
+    per_runtime = {}
+    for c in clusters:
+        per_runtime[c["runtime"]] = per_runtime.get(c["runtime"], 0) + 1
+    assert sum(per_runtime.values()) == len(reports)
+
+
+def test_the_published_reports_are_what_the_command_writes_byte_for_byte(generated):
+    """Deterministic output, and results/ecosystem/bugs is up to date with the committed matrix."""
+    for d in [*_reports(generated), generated]:
+        rel = d.relative_to(generated)
+        names = ["index.md"] if d == generated else ["repro.py", "ISSUE.md"]
+        _, mismatch, errors = filecmp.cmpfiles(d, PUBLISHED / rel, names, shallow=False)
+        assert not mismatch and not errors, (rel, mismatch, errors)
+    assert {p.relative_to(PUBLISHED) for p in _reports(PUBLISHED)} == {
+        p.relative_to(generated) for p in _reports(generated)
+    }
+
+
+def test_every_published_repro_compiles_and_every_report_has_an_upstream_status(tmp_path):
+    reports = _reports(PUBLISHED)
+    assert reports
+    status = load_upstream(PUBLISHED / "upstream.json")
+    for d in reports:
+        py_compile.compile(str(d / "repro.py"), cfile=str(tmp_path / "x.pyc"), doraise=True)
+        line = next(ln for ln in (d / "ISSUE.md").read_text().splitlines() if ln.startswith("- **Upstream**"))
+        assert "not searched yet" not in line, d
+    assert all(e["links"] for e in status.values() if e["status"] == "reported")
+
+
+def test_each_repro_builds_the_suites_model_and_inputs(generated):
+    """The inline model is the case's model.onnx: node, attributes, graph inputs/outputs, opset,
+    IR version; the inline inputs are its input_N.pb."""
+    for d in _reports(generated):
+        repro = _module(d / "repro.py")
+        case = re.search(r"opref's case `([^`]+)`", (d / "repro.py").read_text())[1]
+        want = onnx.load(str(ROOT / "vectors" / "node" / case / "model.onnx"))
+        got = repro.build_model()
+        assert got.ir_version == want.ir_version, case
+        assert list(got.opset_import) == list(want.opset_import), case
+        assert list(got.graph.node) == list(want.graph.node), case
+        assert list(got.graph.input) == list(want.graph.input), case
+        assert list(got.graph.output) == list(want.graph.output), case
+        files = sorted((ROOT / "vectors" / "node" / case / "test_data_set_0").glob("input_*.pb"))
+        names = [i.name for i in want.graph.input]
+        for name, f in zip(names, files, strict=True):
+            t = onnx.TensorProto()
+            t.ParseFromString(f.read_bytes())
+            np.testing.assert_array_equal(
+                repro.INPUTS[name], numpy_helper.to_array(t), err_msg=f"{case} {name}"
+            )
+
+
+def _patched(script: Path, out: Path, old: str, new: str) -> Path:
+    text = script.read_text()
+    assert old in text
+    out.write_text(text.replace(old, new, 1))
+    return out
+
+
+def test_a_repro_runs_without_opref_and_exits_1_while_the_bug_is_there(generated, tmp_path):
+    python = _ort_116()
+    probe = subprocess.run(
+        [str(python), "-I", "-c", "import opref"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert probe.returncode != 0 and "No module named 'opref'" in probe.stderr
+    [report] = sorted(generated.glob("ort-cpu-1.16.3/*/"))
+    script = tmp_path / "repro.py"
+    script.write_text((report / "repro.py").read_text())
+    proc = _run(python, script)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BUG:" in proc.stdout and "expected" in proc.stdout and "got" in proc.stdout
+
+    # The runtime's own answer, computed by the script's own run() under onnxruntime 1.16.3 ...
+    own = subprocess.run(
+        [
+            str(python),
+            "-I",
+            "-c",
+            "import json, runpy; m = runpy.run_path('repro.py'); "
+            "print(json.dumps(m['run'](m['build_model']().SerializeToString(), m['INPUTS']).tolist()))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert own.returncode == 0, own.stderr
+    # ... written in as the expected output: the script now says "fixed".
+    fixed = _patched(
+        script,
+        tmp_path / "fixed.py",
+        "ANSWERS = [\n",
+        f'ANSWERS = [("own", np.array({own.stdout.strip()}, dtype=np.float32), None)]\nOLD = [\n',
+    )
+    proc = _run(python, fixed)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK: the output is right" in proc.stdout
+
+
+def test_a_repro_with_a_corrupted_expected_output_exits_1(generated, tmp_path):
+    """onnx.reference as the runtime (it is in opref's own environment): with the runtime's own
+    answer written in as the expected output the repro exits 0; with one element of it off by one,
+    1, naming the element."""
+    [report] = [d for d in sorted(generated.glob("onnx-reference-*/*/")) if "pads-used" in d.name]
+    module = _module(report / "repro.py")
+    own = np.asarray(module.run(module.build_model().SerializeToString(), module.INPUTS))
+    literal = np.array2string(own, separator=",", threshold=10**6).replace("\n", "")
+    right = _patched(
+        report / "repro.py",
+        tmp_path / "right.py",
+        "ANSWERS = [\n",
+        f'ANSWERS = [("own", np.array({literal}, dtype=np.float32), None)]\nOLD = [\n',
+    )
+    assert _run(Path(sys.executable), right).returncode == 0
+    own.flat[0] += 1
+    literal = np.array2string(own, separator=",", threshold=10**6).replace("\n", "")
+    wrong = _patched(
+        report / "repro.py",
+        tmp_path / "wrong.py",
+        "ANSWERS = [\n",
+        f'ANSWERS = [("own", np.array({literal}, dtype=np.float32), None)]\nOLD = [\n',
+    )
+    proc = _run(Path(sys.executable), wrong)
+    assert proc.returncode == 1, proc.stdout
+    assert "1 of" in proc.stdout and "elements differ" in proc.stdout
+
+
+def test_must_reject_and_crash_semantics(generated, tmp_path):
+    """A must-reject repro exits 1 when the runtime returns an output, 0 when it raises; any
+    repro exits 1 when the runtime's process is killed by a signal."""
+    [report] = [
+        d for d in sorted(generated.glob("onnx-reference-*/*/")) if "no-attribute-validation" in d.name
+    ]
+    script = report / "repro.py"
+    assert "MUST_REJECT = True" in script.read_text()
+    assert _run(Path(sys.executable), script).returncode == 1  # onnx.reference 1.23.2 accepts it
+    body = "return ReferenceEvaluator(onnx.load_from_string(model_bytes)).run(None, feeds)[0]"
+    raises = _patched(script, tmp_path / "raises.py", body, 'raise ValueError("invalid dilations")')
+    proc = _run(Path(sys.executable), raises)
+    assert proc.returncode == 0 and "rejects the model" in proc.stdout, proc.stdout
+    crash = _patched(
+        script, tmp_path / "crash.py", body, "import signal; os.kill(os.getpid(), signal.SIGABRT)"
+    )
+    proc = _run(Path(sys.executable), crash)
+    assert proc.returncode == 1 and "crashed" in proc.stdout, proc.stdout
+
+
+def test_report_link_points_at_the_index_when_there_is_one(tmp_path):
+    assert report_link(tmp_path / "bugs", tmp_path) is None
+    (tmp_path / "bugs").mkdir()
+    (tmp_path / "bugs" / "index.md").write_text("x")
+    assert report_link(tmp_path / "bugs", tmp_path) == "bugs/index.md"
+    assert published_links(tmp_path, {"clusters": [], "runtimes": []}) == Links("bugs/index.md", {})
+    assert published_links(tmp_path / "elsewhere", {}) is None
+    assert markdown_lines(None) == [] and html_paragraph(None) == ""
+
+
+def test_the_committed_reports_clusters_link_to_their_published_reports():
+    """Every cluster of results/ecosystem/report.json (as stored: keys sorted) links to an
+    ISSUE.md whose title names its verdict and whose case list is the cluster's."""
+    data = json.loads((RESULTS / "report.json").read_text())
+    links = published_links(RESULTS, data)
+    assert links is not None and links.index == "bugs/index.md"
+    assert set(links.clusters) == {c["id"] for c in data["clusters"]}
+    for c in data["clusters"]:
+        text = (RESULTS / links.clusters[c["id"]]).read_text()
+        assert f"{c['count']} failing cases (verdict `{c['verdict']}`)" in text, c["id"]
+        assert all(f"`{case}`" in text for case in c["cases"]), c["id"]
+    assert "[bugs/index.md](bugs/index.md)" in markdown_lines(links)[0]
+    assert '<a href="bugs/index.md">' in html_paragraph(links)
