@@ -169,6 +169,23 @@ SMOKES = (
         cases=SMALL,
     ),
     Smoke(
+        "ncnn",
+        "ncnn",
+        _small(
+            rank1_basic_float64_exact="unsupported",  # ncnn's Mat holds float32 only
+            # pnnx writes a 'ConvTranspose' layer (not ncnn's Deconvolution) for SAME_*, which
+            # ncnn cannot load ("layer ConvTranspose not exists or registered")
+            autopad_same_upper_odd_float32_exact="error",
+            # output_shape [6, 6] ignored: [1, 1, 7, 7], the full extent with pads (seen by hand)
+            autopad_notset_output_shape_odd_float32_exact="fail-shape",
+        ),
+        {
+            "autopad_same_upper_odd_float32_exact": "ncnn cannot load pnnx's model",
+            "reject_stride_zero": "pnnx",
+        },
+        cases=SMALL,
+    ),
+    Smoke(
         "mnn",
         "mnn",
         _small(

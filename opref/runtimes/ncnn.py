@@ -92,9 +92,9 @@ class NcnnAdapter:
             param, weights = Path(tmp) / "model.ncnn.param", Path(tmp) / "model.ncnn.bin"
             if done.returncode != 0 or not param.is_file():
                 text = (done.stderr or "") + (done.stdout or "")
-                return Outcome(
-                    Status.ERROR, message=f"pnnx (exit {done.returncode}): {_last_lines(text)}"[:2000]
-                )
+                code = done.returncode
+                how = f"killed by signal {-code}" if code < 0 else f"exit {code}"
+                return Outcome(Status.ERROR, message=f"pnnx ({how}): {_last_lines(text)}"[:2000])
             return self._execute(param, weights, x)
 
     def _execute(self, param: Path, weights: Path, x: np.ndarray) -> Outcome:
