@@ -8,6 +8,9 @@ channel-last when the converted model's input asks for that, and the output is t
 channel-first, as an application using the converted model does. The verdict's runtime is both:
 "onnx2tf <version> -> TensorFlow Lite <version>".
 
+onnx2tf's ONNX simplifier step is skipped (``not_use_onnxsim``): it runs as a separate console
+script and rewrites nothing in a one-node model.
+
 Classification: onnx2tf raising on a valid model is an ``error`` with its message; on a
 must-reject model the same refusal is the case's ``rejected`` (a converter that refuses a model
 the spec forbids has done its job). Element types other than float32 are ``unsupported``: the
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import tempfile
 from pathlib import Path
 
@@ -73,6 +77,7 @@ class Onnx2TfAdapter:
                         input_onnx_file_path=str(onnx_path),
                         output_folder_path=str(Path(tmp) / "out"),
                         non_verbose=True,
+                        not_use_onnxsim=True,  # a subprocess (its console script) on a one-node model
                     )
             except BaseException as exc:  # onnx2tf calls sys.exit on some refusals
                 if isinstance(exc, KeyboardInterrupt):
@@ -107,9 +112,12 @@ class Onnx2TfAdapter:
 
 
 def _last_lines(text: str, n: int = 3) -> str:
-    import re
-
+    """The exceptions onnx2tf's trace log ends with (its ERROR lines after them are generic
+    advice), else its last ERROR lines."""
     plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
     lines = [ln.strip() for ln in plain.splitlines() if ln.strip()]
+    raised = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception)\b.*:", ln)]
+    if raised:
+        return " | ".join(dict.fromkeys(raised[-n:]))
     errors = [ln for ln in lines if "error" in ln.lower()]
     return " | ".join((errors or lines)[-n:])
