@@ -8,6 +8,12 @@ channel-last when the converted model's input asks for that, and the output is t
 channel-first, as an application using the converted model does. The verdict's runtime is both:
 "onnx2tf <version> -> TensorFlow Lite <version>".
 
+onnx2tf cannot convert a ConvTranspose without a ``kernel_shape`` attribute (*measured* on
+1.29.24: ``IndexError``/``ValueError: axes don't match array`` in its ConvTranspose op), which the
+spec makes optional: such models are an ``error``. Option ``kernel_shape=1`` writes W's spatial
+shape into the model first (the same model by the spec's default; the workaround a user applies),
+so that the rest of onnx2tf's ConvTranspose can be judged; ``scripts/ecosystem`` runs it so.
+
 onnx2tf's ONNX simplifier step is skipped (``not_use_onnxsim``): it runs as a separate console
 script and rewrites nothing in a one-node model.
 
@@ -34,6 +40,7 @@ from opref.runtimes.frozen import freeze_weights, version_of
 class Onnx2TfAdapter:
     def __init__(self, spec: str, options: dict[str, str]):
         self.spec = spec
+        self.kernel_shape = options.get("kernel_shape", "0") not in ("0", "false", "False")
         try:
             import onnx2tf
             import tensorflow as tf
@@ -67,6 +74,8 @@ class Onnx2TfAdapter:
             return Outcome(
                 Status.UNSUPPORTED, message=f"onnx2tf writes float32 .tflite models, not {x.dtype}"
             )
+        if self.kernel_shape:
+            _write_kernel_shape(proto)
         with tempfile.TemporaryDirectory(prefix="opref-onnx2tf-") as tmp:
             onnx_path = Path(tmp) / "model.onnx"
             onnx_path.write_bytes(proto.SerializeToString())
@@ -109,6 +118,20 @@ class Onnx2TfAdapter:
         if feed is last and out.ndim >= 3:
             out = np.moveaxis(out, -1, 1)  # back to channel-first
         return Outcome(Status.OK, np.ascontiguousarray(out), "", "TensorFlow Lite CPU")
+
+
+def _write_kernel_shape(proto) -> None:
+    """Give each ConvTranspose without ``kernel_shape`` the one its constant W implies (the
+    spec's default, so the model means the same)."""
+    from onnx import helper, numpy_helper
+
+    weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type != "ConvTranspose" or any(a.name == "kernel_shape" for a in node.attribute):
+            continue
+        w = weights.get(node.input[1])
+        if w is not None and w.ndim >= 3:
+            node.attribute.append(helper.make_attribute("kernel_shape", [int(d) for d in w.shape[2:]]))
 
 
 def _last_lines(text: str, n: int = 3) -> str:

@@ -81,7 +81,9 @@ class Onnx2TorchAdapter:
         bf16 = x.dtype.name == "bfloat16"
         try:
             tensor = (
-                torch.from_numpy(x.astype(np.float32)).to(torch.bfloat16) if bf16 else torch.from_numpy(x)
+                torch.from_numpy(x.astype(np.float32)).to(torch.bfloat16)
+                if bf16
+                else torch.from_numpy(np.array(x, copy=True))
             )
             with torch.no_grad():
                 y = module(tensor)
