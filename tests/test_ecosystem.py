@@ -324,3 +324,51 @@ def test_mnn_conversion_installs_nothing(tmp_path):
     assert status == "ok" and output == [[[[1, 3, 2], [4, 10, 6], [3, 7, 4]]]]
     assert telemetry_off  # the wrapper's `mnn_logger` is None: its import was refused
     assert _freeze(python) == before
+
+
+def test_frozen_weights_make_the_same_model():
+    """The deployment adapters' W/B freezing: X stays the only input to feed, W and B become
+    initializers holding the fed values, and onnxruntime computes the same output from both
+    models; an opset-1 model (IR 3) keeps W and B listed as inputs, as IR 3 requires."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from opref.runtimes.frozen import freeze_weights
+
+    def model(opset: int, ir: int) -> bytes:
+        graph = helper.make_graph(
+            [helper.make_node("ConvTranspose", ["X", "W", "B"], ["Y"], strides=[2])],
+            "g",
+            [
+                helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2, 3]),
+                helper.make_tensor_value_info("W", TensorProto.FLOAT, [2, 1, 2]),
+                helper.make_tensor_value_info("B", TensorProto.FLOAT, [1]),
+            ],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 1, 6])],
+        )
+        return helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir
+        ).SerializeToString()
+
+    feeds = {
+        "X": np.arange(6, dtype=np.float32).reshape(1, 2, 3),
+        "W": np.array([[[1, -1]], [[2, 3]]], np.float32),
+        "B": np.array([0.5], np.float32),
+    }
+    plain = model(11, 6)
+    proto, name, x = freeze_weights(plain, feeds)
+    assert name == "X" and np.array_equal(x, feeds["X"])
+    assert [i.name for i in proto.graph.input] == ["X"]
+    assert sorted(t.name for t in proto.graph.initializer) == ["B", "W"]
+    before = ort.InferenceSession(plain, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    after = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"X": x}
+    )[0]
+    # by hand: input i adds X[0, 0, i] * [1, -1] + X[0, 1, i] * [2, 3] at outputs 2i, 2i + 1; + 0.5
+    assert before.ravel().tolist() == [6.5, 9.5, 9.5, 11.5, 12.5, 13.5]
+    assert np.array_equal(before, after)
+
+    old, _, _ = freeze_weights(model(1, 3), feeds)
+    assert [i.name for i in old.graph.input] == ["X", "W", "B"]
+    assert sorted(t.name for t in old.graph.initializer) == ["B", "W"]
