@@ -1,5 +1,5 @@
 """Runtime specs (``ort:cuda?use_tf32=0``, ``onnx-reference``, ``openvino``, ``tinygrad``, ``tract``,
-``tvm``, ``iree``, ``py:module:factory``)
+``tvm``, ``iree``, ``opencv``, ``ncnn``, ``mnn``, ``onnx2tf``, ``onnx2torch``, ``py:module:factory``)
 and the adapters behind them. One file per runtime; adding one is one entry in ``_FACTORIES``.
 """
 
@@ -70,6 +70,36 @@ def _iree(spec: str, arg: str, options: dict[str, str]) -> Adapter:
     return IreeAdapter(spec, options)
 
 
+def _opencv(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.opencv import OpenCvAdapter
+
+    return OpenCvAdapter(spec, options)
+
+
+def _ncnn(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.ncnn import NcnnAdapter
+
+    return NcnnAdapter(spec, options)
+
+
+def _mnn(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.mnn import MnnAdapter
+
+    return MnnAdapter(spec, options)
+
+
+def _onnx2tf(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.onnx2tf import Onnx2TfAdapter
+
+    return Onnx2TfAdapter(spec, options)
+
+
+def _onnx2torch(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+    from opref.runtimes.onnx2torch import Onnx2TorchAdapter
+
+    return Onnx2TorchAdapter(spec, options)
+
+
 def _python(spec: str, arg: str, options: dict[str, str]) -> Adapter:
     module, _, factory = arg.partition(":")
     if not module or not factory:
@@ -88,6 +118,11 @@ _FACTORIES: dict[str, Callable[[str, str, dict[str, str]], Adapter]] = {
     "tract": _tract,
     "tvm": _tvm,
     "iree": _iree,
+    "opencv": _opencv,
+    "ncnn": _ncnn,
+    "mnn": _mnn,
+    "onnx2tf": _onnx2tf,
+    "onnx2torch": _onnx2torch,
     "py": _python,
 }
 
