@@ -1,6 +1,5 @@
-"""scripts/bench.py: its arguments, kernel lines, shape table and --check; never its timings."""
+"""opref.bench and its entry point scripts/bench.py: arguments, kernel lines, shapes, --check."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from opref import bench
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "bench.py"
-_spec = importlib.util.spec_from_file_location("bench", SCRIPT)
-bench = importlib.util.module_from_spec(_spec)
-sys.modules["bench"] = bench  # dataclasses look their module up by name
-_spec.loader.exec_module(bench)
 
 OPENBLAS = bench.Blas("openblas", "0.3.31", "Haswell", 2)
 
