@@ -192,6 +192,7 @@ def _take(
     expected: Sequence[Expectation],
     used: set[Expectation],
     save: tuple[str, Path | None] = ("none", None),
+    max_memory: int | None = None,
 ) -> None:
     """Judge one answer into ``result`` (or record why the case could not be judged)."""
     name, case = job.item
@@ -199,7 +200,7 @@ def _take(
         result.case_problems[name] = job.problem
         return
     try:
-        judgement = judge(case, answer).to_dict()
+        judgement = judge(case, answer, max_memory=max_memory).to_dict()
     except Exception as exc:  # opref's own failure: never the runtime's verdict
         result.case_problems[name] = f"opref could not judge it: {type(exc).__name__}: {exc}"
         return
@@ -235,12 +236,17 @@ def validate(
     save_tensors: str = "none",
     tensors_dir: str | os.PathLike | None = None,
     variants: Sequence[str] | None = None,
+    max_memory: int | None = None,
 ) -> Validation:
     """Validate each runtime over the suite; see :class:`Validation`.
 
     ``save_tensors`` ("failures", "all" or "none") writes X, W, B, the expected and the
     runtime's output of those (case, runtime) pairs under ``tensors_dir``/tensors/ (the
     directory results.json goes to); see :mod:`opref.tensors`.
+
+    ``max_memory`` bounds the working memory of each reference computation (see
+    :func:`opref.conv_transpose`); a case that cannot be judged within it is a case problem
+    that says so.
 
     Ctrl-C stops the run: the result then holds what finished and ``complete`` is False.
     """
@@ -282,7 +288,7 @@ def validate(
             for done, (job, answer) in enumerate(pool.run(names, prepare), 1):
                 if progress:
                     progress(spec, done, len(names))
-                _take(result, entry, job, answer, spec, info, str(suite), expected, used, save)
+                _take(result, entry, job, answer, spec, info, str(suite), expected, used, save, max_memory)
                 del job, answer  # hold no case while waiting for the next one
     except KeyboardInterrupt:
         result.complete = False
