@@ -391,20 +391,26 @@ def _scattered(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry
     x_cn[...] = X.reshape(n, c, spatial).transpose(1, 0, 2)
     # Images are taken in batches whose product fits in cache: the product is written once and
     # read back once per tap, so keeping it cache-resident is worth more than one big GEMM.
-    batch = max(1, min(n, _CACHE_BYTES // max(1, ntaps * mg * spatial * 8)))
+    per_image = ntaps * mg * spatial * 8
+    batch = max(1, min(n, _CACHE_BYTES // max(1, per_image)))
+    if n * per_image <= _STACK_BYTES:
+        # All images in one product: each product reads all of W, and where W is large (DCGAN
+        # G2: 64 MiB against 8 MiB of product) one pass over it beats a cache-resident result.
+        batch = n
     for g in range(geo.group):
-        # Rows ordered tap-major so that each tap's block of the product is contiguous.
-        w_g = W[g * cg : (g + 1) * cg].astype(np.float64).reshape(cg, mg, ntaps)
-        w_g = w_g.transpose(2, 1, 0).reshape(ntaps * mg, cg)
+        # W's own layout, transposed in place (BLAS reads it as such): rows (M/group, tap). The
+        # float64 copy is the only one; laying it out tap-major cost more than the product on
+        # layers with a large W (measured: DCGAN G2, HiFi-GAN up1).
+        w_g = W[g * cg : (g + 1) * cg].astype(np.float64).reshape(cg, mg * ntaps).T
         channels = slice(g * mg, (g + 1) * mg)
         for n0 in range(0, n, batch):
             nb = min(batch, n - n0)
             cols = _workspace("cols", (ntaps * mg, nb * spatial))
             np.matmul(w_g, x_cn[g * cg : (g + 1) * cg, n0 : n0 + nb].reshape(cg, nb * spatial), out=cols)
-            taps = cols.reshape(ntaps, mg, nb, *geo.x_shape[2:])
+            taps = cols.reshape(mg, ntaps, nb, *geo.x_shape[2:])
             images = slice(n0, n0 + nb)
             for t, key, src, dst in windows:
-                phases[key][(channels, images, *dst)] += taps[(t, slice(None), slice(None), *src)]
+                phases[key][(channels, images, *dst)] += taps[(slice(None), t, slice(None), *src)]
     grouped = {k: b.reshape(geo.group, mg, *b.shape[1:]) for k, b in phases.items()}
     return grouped, plans
 
@@ -413,10 +419,11 @@ def _scattered_bytes(geo: Geometry) -> int:
     """float64 working memory of the scatter path (beyond the operands and the output)."""
     n, c = geo.x_shape[:2]
     mg, ntaps, spatial = geo.w_shape[1], math.prod(geo.kernel_shape), math.prod(geo.x_shape[2:])
-    batch = max(1, min(n, _CACHE_BYTES // max(1, ntaps * mg * spatial * 8)))
+    per_image = ntaps * mg * spatial * 8
+    batch = n if n * per_image <= _STACK_BYTES else max(1, min(n, _CACHE_BYTES // max(1, per_image)))
     cg = c // geo.group
     phases, x_cn = math.prod(geo.output_shape), c * n * spatial
-    return 8 * (phases + x_cn + ntaps * mg * batch * spatial + 2 * cg * mg * ntaps)
+    return 8 * (phases + x_cn + ntaps * mg * batch * spatial + cg * mg * ntaps)
 
 
 def _finite(*arrays: np.ndarray | None) -> bool:
