@@ -209,3 +209,10 @@ def test_explain_unknown_reading_is_a_usage_error(capsys, reading, named):
         main(["explain", *ONNX_OUTPUT_SHAPE, "--reading", reading])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "usage:" in err and named in err, err
+
+
+def test_validate_max_memory_takes_a_size_and_refuses_anything_else(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["validate", str(tmp_path), "--out", str(tmp_path / "out"), "--max-memory", "lots"])
+    assert e.value.code == 2
+    assert "expected a size such as 512M or 2G, got 'lots'" in capsys.readouterr().err
