@@ -430,8 +430,16 @@ def _finite(*arrays: np.ndarray | None) -> bool:
     return all(a is None or bool(np.isfinite(a).all()) for a in arrays)
 
 
+# The stacked path lays W out again per product (a transposed copy), the scatter path adds each
+# tap's block into the output; where W has at least this many times the output's elements, the
+# scatter path is faster (measured, 1 thread: HiFi-GAN up1 92 against 121 ms, U-Net up-conv 268
+# against 284 ms; the 3-D U-Net, W 1/250 of the output, 631 against 1195 ms).
+_W_PER_OUTPUT = 1.0
+
+
 def _use_stacked(geo: Geometry, finite: bool) -> bool:
-    return finite and _stack(geo.axes).waste <= _MAX_WASTE
+    small_w = math.prod(geo.w_shape) < _W_PER_OUTPUT * math.prod(geo.output_shape)
+    return finite and small_w and _stack(geo.axes).waste <= _MAX_WASTE
 
 
 def _accumulate(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry, stacked: bool):

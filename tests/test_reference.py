@@ -189,7 +189,7 @@ def test_matches_direct_loop(cfg):
 
 
 # The two paths of opref.reference, each forced (small shapes mostly take the scatter path).
-STACKED = mock.patch.object(opref.reference, "_MAX_WASTE", float("inf"))
+STACKED = mock.patch.multiple(opref.reference, _MAX_WASTE=float("inf"), _W_PER_OUTPUT=float("inf"))
 SCATTER = mock.patch.object(opref.reference, "_MAX_WASTE", -1.0)
 
 
