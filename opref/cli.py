@@ -24,6 +24,15 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _memory(text: str) -> int:
+    from opref.reference import parse_memory
+
+    try:
+        return parse_memory(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _reading(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep:
@@ -363,6 +372,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 variants=args.variant,
                 save_tensors=args.save_tensors,
                 tensors_dir=stage,
+                max_memory=args.max_memory,
             )
             if result.tensors_root:
                 result.tensors_root = str(out)  # where the tensors are once the staging is swapped in
@@ -579,6 +589,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="write X, W, B, the expected and the runtime's output (.npy and .pb) under OUT/tensors/ "
         "for failing (case, runtime) pairs, for all, or for none (default)",
+    )
+    p.add_argument(
+        "--max-memory",
+        type=_memory,
+        metavar="SIZE",
+        help="working memory of each reference computation, e.g. 512M or 2G (default: a quarter of"
+        " this machine's memory); a larger layer is computed in chunks",
     )
     p.set_defaults(func=cmd_validate)
 

@@ -20,9 +20,6 @@ from opref.errors import SpecError
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
-# Largest output (elements) opref computes; larger requests are refused before allocating.
-MAX_OUTPUT_ELEMENTS = 2**27
-
 
 class Rule(enum.StrEnum):
     """What decided the pads (section 2 of the spec notes)."""
@@ -378,31 +375,6 @@ def nonzero_size(dims: Sequence[int]) -> int:
     return math.prod(d for d in dims if d)
 
 
-def _guard_size(att: _Attributes, axes: Sequence[Axis]) -> tuple[int, ...]:
-    """The full output shape (N, M, O...), or SpecError when it, or the intermediate
-    product of every kernel tap with every input position, exceeds MAX_OUTPUT_ELEMENTS."""
-    x = att.x
-    m = att.w[1] * att.group
-    full_out = (x[0], m, *(ax.output for ax in axes))
-    # Sizes are counted with zero-size dimensions set aside: a batch of 0 holds nothing, yet every
-    # buffer laid out per batch item (and numpy's own size arithmetic) still sees the rest.
-    if nonzero_size(full_out) > MAX_OUTPUT_ELEMENTS:
-        raise SpecError(
-            "output_shape",
-            list(full_out),
-            f"has {nonzero_size(full_out)} elements (zero-size dimensions set aside); "
-            f"opref refuses more than {MAX_OUTPUT_ELEMENTS}",
-        )
-    gemm = nonzero_size((x[0], m, *att.kernel, *x[2:]))
-    if gemm > MAX_OUTPUT_ELEMENTS:
-        raise SpecError(
-            "X.shape",
-            list(x),
-            f"needs {gemm} intermediate products; opref refuses more than {MAX_OUTPUT_ELEMENTS}",
-        )
-    return full_out
-
-
 def geometry(
     x_shape: Sequence[int],
     w_shape: Sequence[int],
@@ -450,7 +422,8 @@ def geometry(
         tags |= found
     if att.full_rank_output_shape:
         tags.add(rd.OUTPUT_SHAPE_RANK)
-    full_out = _guard_size(att, axes)
+    # Any size Python's integers hold: this is arithmetic, and nothing here allocates by it.
+    full_out = (att.x[0], att.w[1] * att.group, *(ax.output for ax in axes))
     return Geometry(
         x_shape=att.x,
         w_shape=att.w,

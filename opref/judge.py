@@ -70,9 +70,11 @@ class Judgement:
         return out
 
 
-def _reference(case: CaseData, readings: Mapping[str, str] | None) -> np.ndarray:
+def _reference(case: CaseData, readings: Mapping[str, str] | None, max_memory: int | None) -> np.ndarray:
     rec = case.record
-    return conv_transpose(*case.operands, **rec.attributes, opset=rec.opset, readings=readings)
+    return conv_transpose(
+        *case.operands, **rec.attributes, opset=rec.opset, readings=readings, max_memory=max_memory
+    )
 
 
 def _compare(
@@ -81,6 +83,7 @@ def _compare(
     want: np.ndarray,
     u: float | None,
     readings: Mapping[str, str] | None = None,
+    max_memory: int | None = None,
 ) -> Comparison | None:
     """The comparison of ``got`` with ``want`` (None when shape or element type differ)."""
     if got.shape != want.shape or got.dtype != want.dtype:
@@ -90,7 +93,7 @@ def _compare(
     if not rec.tolerance.bitexact:
         X, W, *rest = case.operands
         geo = geometry(X.shape, W.shape, **rec.attributes, opset=rec.opset, readings=readings)
-        magnitude = magnitude_sum(X, W, rest[0] if rest else None, geo)
+        magnitude = magnitude_sum(X, W, rest[0] if rest else None, geo, max_memory=max_memory)
     return compare(
         got,
         want,
@@ -117,17 +120,19 @@ class _Outcome:
     comparison: Comparison | None  # None: no output, or another shape or element type
 
 
-def _outcomes(case: CaseData, status: Status, output: np.ndarray | None, u: float | None) -> list[_Outcome]:
+def _outcomes(
+    case: CaseData, status: Status, output: np.ndarray | None, u: float | None, max_memory: int | None
+) -> list[_Outcome]:
     found = []
     for combo in _reading_combinations(case.record.ambiguities):
         try:
-            want = _reference(case, combo)
+            want = _reference(case, combo, max_memory)
         except SpecError:
             found.append(_Outcome(combo, None, None))
             continue
         cmp = None
         if status is Status.OK and output is not None:
-            cmp = _compare(case, output, want, u, combo)
+            cmp = _compare(case, output, want, u, combo, max_memory)
         found.append(_Outcome(combo, want, cmp))
     return found
 
@@ -180,7 +185,9 @@ def _max_relative(got: np.ndarray, want: np.ndarray) -> float | None:
     return float(rel.max()) if rel.size else None
 
 
-def _valid_reading(case: CaseData, out: np.ndarray, u: float | None) -> dict[str, str] | None:
+def _valid_reading(
+    case: CaseData, out: np.ndarray, u: float | None, max_memory: int | None
+) -> dict[str, str] | None:
     """The reading combination under which a must-reject node is valid and gives ``out`` (within
     the gamma_n bound), if any: the case's ambiguities are those that can make it valid
     (output-shape-rank)."""
@@ -189,7 +196,7 @@ def _valid_reading(case: CaseData, out: np.ndarray, u: float | None) -> dict[str
     B = rest[0] if rest else None
     for combo in _reading_combinations(rec.ambiguities):
         try:
-            want = _reference(case, combo)
+            want = _reference(case, combo, max_memory)
             geo = geometry(X.shape, W.shape, **rec.attributes, opset=rec.opset, readings=combo)
         except SpecError:
             continue
@@ -200,7 +207,7 @@ def _valid_reading(case: CaseData, out: np.ndarray, u: float | None) -> dict[str
             want,
             DTYPES[rec.dtype],
             bitexact=False,
-            magnitude=magnitude_sum(X, W, B, geo),
+            magnitude=magnitude_sum(X, W, B, geo, max_memory=max_memory),
             terms=max_terms(geo, B is not None),
             unit_roundoff=u,
         )
@@ -213,10 +220,16 @@ def _describe(combo: Mapping[str, str]) -> str:
     return ", ".join(f"'{r}' for {a}" for a, r in combo.items())
 
 
-def judge(case: CaseData, answer: Answer, unit_roundoff: float | None = None) -> Judgement:
+def judge(
+    case: CaseData, answer: Answer, unit_roundoff: float | None = None, *, max_memory: int | None = None
+) -> Judgement:
     """The verdict of one run of ``case``, with ``unit_roundoff`` (None: the dtype's) as the
     caller derived it from the runtime spec (:func:`opref.runtimes.declared_unit_roundoff`); what
-    the reply says it is is never used, so a runtime cannot loosen its own judge."""
+    the reply says it is is never used, so a runtime cannot loosen its own judge.
+
+    ``max_memory`` bounds the working memory of every reference computation (see
+    :func:`opref.reference.chunks`; default a quarter of this machine's memory).
+    """
     rec = case.record
     head = answer.header
     u = unit_roundoff
@@ -256,7 +269,7 @@ def judge(case: CaseData, answer: Answer, unit_roundoff: float | None = None) ->
         reading = None
         if verdict is Verdict.ACCEPTED_INVALID:
             message = f"produced an output of shape {list(out.shape)}; must refuse: {rec.reject_message}"
-            reading = _valid_reading(case, out, u)
+            reading = _valid_reading(case, out, u, max_memory)
             if reading is not None:
                 verdict = Verdict.DIVERGENCE
                 message = f"follows {_describe(reading)}: ran a node opref's default reading refuses"
@@ -277,7 +290,7 @@ def judge(case: CaseData, answer: Answer, unit_roundoff: float | None = None) ->
         verdict = Verdict.FAIL_VALUES
         message = f"output element type {out.dtype}, expected {want.dtype}"
     else:
-        cmp = _compare(case, out, want, u)
+        cmp = _compare(case, out, want, u, max_memory=max_memory)
         verdict = Verdict.PASS if cmp.ok else Verdict.FAIL_VALUES
         if not cmp.ok:
             message = (
@@ -287,7 +300,7 @@ def judge(case: CaseData, answer: Answer, unit_roundoff: float | None = None) ->
     reading, followed, nearest = None, (), None
     bases: list = [(None, want)]
     if rec.ambiguities and verdict in (Verdict.PASS, Verdict.FAIL_SHAPE, Verdict.FAIL_VALUES, Verdict.ERROR):
-        outcomes = _outcomes(case, status, out, u)
+        outcomes = _outcomes(case, status, out, u, max_memory)
         followed = tuple(dict(o.combo) for o in outcomes if _followed(o, status))
         if verdict is Verdict.PASS:
             reading = {aid: rd.AMBIGUITIES[aid].default for aid in rec.ambiguities}

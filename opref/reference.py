@@ -22,9 +22,12 @@ Pads (negative ones too) only shift and clip; no padded output exists.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
+import os
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from opref.dtypes import DTYPES, DType, dtype_of, round_from_float64
-from opref.errors import SpecError
+from opref.errors import BudgetError, SpecError
 from opref.geometry import Axis, Geometry, geometry
 
 # Scratch memory kept between calls (per thread, up to this many bytes): fresh pages cost
@@ -234,25 +237,79 @@ def _stack(axes: tuple[Axis, ...]) -> _Stack:
     return _Stack(plans, extent, border, offsets, products, tuple(idle), done / max(1, needed), reach, span)
 
 
+@dataclass(frozen=True)
+class _StackedLayout:
+    """Sizes of the stacked path's buffers for one geometry (see _stacked)."""
+
+    columns: int  # product columns: every position of the flat buffer, every image
+    spill: int  # the flat buffer's zero tail beyond its last image
+    rows: int  # per group: a row of ones (the bias's partner), then the blocks, C/group rows each
+    batch: int  # groups per stack chunk
+    width: int  # columns per stack chunk
+    whole: bool  # one chunk: X goes straight into block 0 of the stack, no separate flat copy
+
+    def nbytes(self, geo: Geometry, st: _Stack) -> int:
+        """float64 working memory of the stacked path (beyond the operands and the output)."""
+        groups, mg, cg = geo.group, geo.w_shape[1], geo.x_shape[1] // geo.group
+        if self.whole:
+            stack, flat = groups * self.rows * (self.columns + self.spill), 0
+        else:
+            stack = self.batch * self.rows * (self.width + st.reach)
+            flat = groups * cg * (self.columns + self.spill)
+        space = groups * len(st.keys) * mg * (self.columns + st.span)
+        weights = sum(groups * len(p.keys) * mg * (1 + p.blocks * cg) for p in st.products)
+        gather = max((groups * cg * mg * p.blocks for p in st.products), default=0)  # one phase's taps
+        return 8 * (stack + flat + space + weights + gather)
+
+
+def _stacked_layout(geo: Geometry) -> _StackedLayout:
+    n, groups, cg = geo.x_shape[0], geo.group, geo.x_shape[1] // geo.group
+    st = _stack(geo.axes)
+    columns = n * math.prod(st.extent)
+    spill = st.reach + max(st.offsets)
+    rows = 1 + len(st.offsets) * cg
+    if groups * rows * (columns + spill) * 8 <= _STACK_BYTES:
+        return _StackedLayout(columns, spill, rows, groups, max(1, columns), True)
+    # chunks of columns, and of groups where even one column chunk of all is too much
+    width = min(columns, max(_MIN_COLUMNS, _STACK_BYTES // (8 * rows) - st.reach))
+    batch = max(1, min(groups, _STACK_BYTES // (8 * rows * (width + st.reach))))
+    return _StackedLayout(columns, spill, rows, batch, width, False)
+
+
+def _stacked_weights(W: np.ndarray, B: np.ndarray | None, geo: Geometry, st: _Stack) -> list[np.ndarray]:
+    """Per product, its weights laid out straight from W into float64: rows (phase, M/group),
+    columns the bias's, then (block, C/group), the stack's order. No other copy of W is made."""
+    groups, mg = geo.group, geo.w_shape[1]
+    cg = geo.x_shape[1] // groups
+    w = W.reshape(groups, cg, mg, -1)
+    weights = []
+    for pr in st.products:
+        wp = np.empty((groups, len(pr.keys), mg, 1 + pr.blocks * cg))
+        wp[..., 0] = 0.0 if B is None else B.reshape(groups, 1, mg)
+        blocks = wp[..., 1:].reshape(groups, len(pr.keys), mg, pr.blocks, cg)
+        for i, taps in enumerate(pr.taps):
+            index = np.array(taps)
+            # (G, cg, mg, blocks) -> (G, mg, blocks, cg); tap -1 gets zero weights
+            blocks[:, i] = w[..., np.maximum(index, 0)].transpose(0, 2, 3, 1)
+            blocks[:, i, :, index < 0] = 0.0
+        weights.append(wp.reshape(groups, len(pr.keys) * mg, 1 + pr.blocks * cg))
+    return weights
+
+
 def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
     """float64 phase buffers {phase: array (group, M/group, N, count...)} of finite operands."""
     n, c = geo.x_shape[:2]
     groups, mg = geo.group, geo.w_shape[1]
     cg = c // groups
     st = _stack(geo.axes)
-    columns = n * math.prod(st.extent)  # product columns: every position of the flat buffer
-    spill = st.reach + max(st.offsets)  # the flat buffer's zero tail beyond its last image
+    lay = _stacked_layout(geo)
+    columns, spill, rows, batch, width = lay.columns, lay.spill, lay.rows, lay.batch, lay.width
 
-    # Each group's stack: a row of ones (the bias's partner), then the blocks, cg rows each.
-    rows = 1 + len(st.offsets) * cg
-    if groups * rows * (columns + spill) * 8 <= _STACK_BYTES:
-        # One chunk: X goes straight into block 0, the other blocks copy it.
-        batch, width, copied = groups, max(1, columns), 1  # (no columns at all when N = 0)
+    if lay.whole:  # X goes straight into block 0, the other blocks copy it
+        copied = 1
         stack = _workspace("stack", (groups, rows, columns + spill))
         flat = stack[:, 1 : 1 + cg]
-    else:  # chunks of columns, and of groups where even one column chunk of all is too much
-        width = min(columns, max(_MIN_COLUMNS, _STACK_BYTES // (8 * rows) - st.reach))
-        batch = max(1, min(groups, _STACK_BYTES // (8 * rows * (width + st.reach))))
+    else:
         copied = 0
         stack = _workspace("stack", (batch, rows, width + st.reach))
         flat = _workspace("x", (groups, cg, columns + spill))
@@ -272,27 +329,18 @@ def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
         grid[(*axis, slice(where.stop, None))] = 0.0
     flat[:, :, columns:] = 0.0  # feeds only discarded columns: keep stale NaN or subnormals out
 
-    w = W.astype(np.float64).reshape(groups, cg, mg, -1)
-    w = np.concatenate([w, np.zeros((groups, cg, mg, 1))], axis=3)  # tap -1: zero weights
     bias = 0.0 if B is None else B.astype(np.float64).reshape(groups, 1, mg, 1)
     keys = st.keys
     space = _workspace("phases", (groups, len(keys), mg, columns + st.span))
     phases = {}
     for i, (k, start) in enumerate(zip(keys, st.starts, strict=True)):
         counts = (slice(0, p.count[j]) for p, j in zip(st.plans, k, strict=True))
-        rows = space[:, i, :, start : start + columns]
-        phases[k] = rows.reshape(groups, mg, n, *st.extent)[(..., *counts)]
+        rows_i = space[:, i, :, start : start + columns]
+        phases[k] = rows_i.reshape(groups, mg, n, *st.extent)[(..., *counts)]
     space[:, len(keys) - len(st.idle) :] = bias  # phases no tap reaches: the bias alone
-    weights = []
-    for pr in st.products:
-        # (G, cg, mg, phases, blocks) -> rows (phase, mg), columns (block, cg): the stack's order.
-        wp = w[..., np.array(pr.taps)].transpose(0, 3, 2, 4, 1)
-        wp = wp.reshape(groups, len(pr.keys) * mg, pr.blocks * cg)
-        if B is not None:  # the weight column of the stack's row of ones
-            column = np.broadcast_to(bias, (groups, len(pr.keys), mg, 1)).reshape(groups, -1, 1)
-            wp = np.concatenate([column, wp], axis=2)
-        weights.append(wp)
-    first_row = 0 if B is not None else 1
+    # Without a bias, the weights' first column and the stack's row of ones are left out.
+    first = 0 if B is not None else 1
+    weights = [wp[:, :, first:] for wp in _stacked_weights(W, B, geo, st)]
 
     blocks = stack[:, 1:].reshape(batch, len(st.offsets), cg, -1)
     for g0 in range(0, groups, batch):
@@ -307,7 +355,7 @@ def _stacked(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
             for pr, wp in zip(st.products, weights, strict=True):
                 # A product wider than one phase recomputes `span` columns of the next chunk.
                 end = pr.base + wide + pr.span
-                operand = stack[:size, first_row : 1 + pr.blocks * cg, pr.base : end]
+                operand = stack[:size, first : 1 + pr.blocks * cg, pr.base : end]
                 result = space[part, row : row + len(pr.keys)].reshape(size, len(pr.keys) * mg, -1)
                 np.matmul(wp[part], operand, out=result[:, :, q0 : q0 + wide + pr.span])
                 row += len(pr.keys)
@@ -343,42 +391,69 @@ def _scattered(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry
     x_cn[...] = X.reshape(n, c, spatial).transpose(1, 0, 2)
     # Images are taken in batches whose product fits in cache: the product is written once and
     # read back once per tap, so keeping it cache-resident is worth more than one big GEMM.
-    batch = max(1, min(n, _CACHE_BYTES // max(1, ntaps * mg * spatial * 8)))
+    per_image = ntaps * mg * spatial * 8
+    batch = max(1, min(n, _CACHE_BYTES // max(1, per_image)))
+    if n * per_image <= _STACK_BYTES:
+        # All images in one product: each product reads all of W, and where W is large (DCGAN
+        # G2: 64 MiB against 8 MiB of product) one pass over it beats a cache-resident result.
+        batch = n
     for g in range(geo.group):
-        # Rows ordered tap-major so that each tap's block of the product is contiguous.
-        w_g = W[g * cg : (g + 1) * cg].astype(np.float64).reshape(cg, mg, ntaps)
-        w_g = w_g.transpose(2, 1, 0).reshape(ntaps * mg, cg)
+        # W's own layout, transposed in place (BLAS reads it as such): rows (M/group, tap). The
+        # float64 copy is the only one; laying it out tap-major cost more than the product on
+        # layers with a large W (measured: DCGAN G2, HiFi-GAN up1).
+        w_g = W[g * cg : (g + 1) * cg].astype(np.float64).reshape(cg, mg * ntaps).T
         channels = slice(g * mg, (g + 1) * mg)
         for n0 in range(0, n, batch):
             nb = min(batch, n - n0)
             cols = _workspace("cols", (ntaps * mg, nb * spatial))
             np.matmul(w_g, x_cn[g * cg : (g + 1) * cg, n0 : n0 + nb].reshape(cg, nb * spatial), out=cols)
-            taps = cols.reshape(ntaps, mg, nb, *geo.x_shape[2:])
+            taps = cols.reshape(mg, ntaps, nb, *geo.x_shape[2:])
             images = slice(n0, n0 + nb)
             for t, key, src, dst in windows:
-                phases[key][(channels, images, *dst)] += taps[(t, slice(None), slice(None), *src)]
+                phases[key][(channels, images, *dst)] += taps[(slice(None), t, slice(None), *src)]
     grouped = {k: b.reshape(geo.group, mg, *b.shape[1:]) for k, b in phases.items()}
     return grouped, plans
+
+
+def _scattered_bytes(geo: Geometry) -> int:
+    """float64 working memory of the scatter path (beyond the operands and the output)."""
+    n, c = geo.x_shape[:2]
+    mg, ntaps, spatial = geo.w_shape[1], math.prod(geo.kernel_shape), math.prod(geo.x_shape[2:])
+    per_image = ntaps * mg * spatial * 8
+    batch = n if n * per_image <= _STACK_BYTES else max(1, min(n, _CACHE_BYTES // max(1, per_image)))
+    cg = c // geo.group
+    phases, x_cn = math.prod(geo.output_shape), c * n * spatial
+    return 8 * (phases + x_cn + ntaps * mg * batch * spatial + cg * mg * ntaps)
 
 
 def _finite(*arrays: np.ndarray | None) -> bool:
     return all(a is None or bool(np.isfinite(a).all()) for a in arrays)
 
 
-def _accumulate(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry):
+# The stacked path lays W out again per product (a transposed copy), the scatter path adds each
+# tap's block into the output; where W has at least this many times the output's elements, the
+# scatter path is faster (measured, 1 thread: HiFi-GAN up1 92 against 121 ms, U-Net up-conv 268
+# against 284 ms; the 3-D U-Net, W 1/250 of the output, 631 against 1195 ms).
+_W_PER_OUTPUT = 1.0
+
+
+def _use_stacked(geo: Geometry, finite: bool) -> bool:
+    small_w = math.prod(geo.w_shape) < _W_PER_OUTPUT * math.prod(geo.output_shape)
+    return finite and small_w and _stack(geo.axes).waste <= _MAX_WASTE
+
+
+def _accumulate(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry, stacked: bool):
     """float64 phase buffers {phase: array (group, M/group, N, count...)} and the axis plans.
 
-    X, W and B may have any float dtype; they are widened to float64 on the way in.
+    X, W and B may have any float dtype; they are widened to float64 on the way in. ``stacked``
+    (finite operands only) picks the stacked path, else the scatter path.
     """
-    if _finite(X, W, B) and _stack(geo.axes).waste <= _MAX_WASTE:
-        return _stacked(X, W, B, geo)
-    return _scattered(X, W, B, geo)
+    return _stacked(X, W, B, geo) if stacked else _scattered(X, W, B, geo)
 
 
-def _assemble(phases, plans, geo: Geometry, dtype: DType) -> np.ndarray:
-    """Interleave the phase buffers into the (N, M, spatial...) output, rounded to ``dtype``."""
+def _assemble(phases, plans, geo: Geometry, dtype: DType, out: np.ndarray) -> None:
+    """Interleave the phase buffers into ``out`` (N, M, spatial...), rounded to ``dtype``."""
     n, m, *spatial = geo.output_shape
-    out = np.empty(geo.output_shape, dtype=dtype.numpy)
     grouped = out.reshape(n, geo.group, m // geo.group, *spatial)
     order = (2, 0, 1, *range(3, 3 + len(spatial)))  # (group, M/group, N, ...) -> (N, group, M/group, ...)
     for key, buf in phases.items():
@@ -392,13 +467,193 @@ def _assemble(phases, plans, geo: Geometry, dtype: DType) -> np.ndarray:
             buf = round_from_float64(buf, dtype)
         # numpy's float64 -> float16/float32 assignment rounds once, to nearest even.
         grouped[(slice(None), slice(None), slice(None), *where)] = buf.transpose(order)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory: a budget for the working memory, and chunks that keep to it
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_memory(text: str) -> int:
+    """Bytes from ``text``: a number with an optional binary unit K, M, G or T ("512M", "2G",
+    "1.5G", "1048576"); a trailing "B" or "iB" is allowed. ValueError when it is none."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    if not found:
+        raise ValueError(f"expected a size such as 512M or 2G, got {text!r}")
+    size = int(float(found.group(1)) * _UNITS[found.group(2)])
+    if size < 1:
+        raise ValueError(f"a memory budget must be at least 1 byte, got {text!r}")
+    return size
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+# Where the machine's memory cannot be read, the default budget is this.
+_FALLBACK_MEMORY = 2**30
+
+
+def default_max_memory() -> int:
+    """The default budget: a quarter of this machine's physical memory (1 GiB if unknown)."""
+    total = _physical_memory()
+    return max(1, total // 4) if total else _FALLBACK_MEMORY
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """How one layer is computed within ``max_memory``: chunks of ``images`` images, ``groups``
+    groups and ``channels`` output channels per group; ``nbytes`` is the working memory of the
+    largest chunk (float64 buffers, beyond the operands and the output), ``stacked`` the path."""
+
+    images: int
+    groups: int
+    channels: int
+    nbytes: int
+    stacked: bool
+    max_memory: int
+
+    def count(self, geo: Geometry) -> int:
+        """How many chunks ``geo`` is computed in."""
+        n, groups, mg = geo.x_shape[0], geo.group, geo.w_shape[1]
+        return -(-n // self.images) * -(-groups // self.groups) * -(-mg // self.channels)
+
+
+def _part(geo: Geometry, images: int, groups: int, channels: int) -> Geometry:
+    """The geometry of one chunk: ``images`` images, ``groups`` groups of ``channels`` output
+    channels each, with every spatial axis as in ``geo`` (a chunk is the same layer, smaller)."""
+    cg = geo.x_shape[1] // geo.group
+    return dataclasses.replace(
+        geo,
+        x_shape=(images, groups * cg, *geo.x_shape[2:]),
+        w_shape=(groups * cg, channels, *geo.w_shape[2:]),
+        group=groups,
+        output_shape=(images, groups * channels, *geo.output_shape[2:]),
+    )
+
+
+def working_bytes(geo: Geometry, *, stacked: bool, dtype: DType | str = "float64") -> int:
+    """The working memory (bytes) of computing ``geo`` in one piece: every float64 buffer opref
+    allocates beyond the operands and the output (bfloat16 adds the rounding's temporaries)."""
+    dt = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    if stacked:
+        st = _stack(geo.axes)
+        need = _stacked_layout(geo).nbytes(geo, st)
+        largest = math.prod(geo.output_shape)  # a bound on one phase buffer's size
+    else:
+        need = _scattered_bytes(geo)
+        largest = math.prod(geo.output_shape)
+    if dt.name == "bfloat16":  # round_from_float64's float64 temporaries, one phase at a time
+        need += 6 * 8 * largest
+    return need
+
+
+def _largest(fits, most: int) -> int:
+    """The largest k in 1..most with fits(k) (fits is monotone: true up to some k); 0 if none."""
+    if not fits(1):
+        return 0
+    lo, hi = 1, most
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+# Below the budget, a layer is also cut where that keeps its working memory to one float64 copy
+# of W, what the output's float64 values take beyond the output itself, and this much: the
+# bench's memory goal (issue 27), at the cost of building the stack once per chunk. 12, not 16:
+# small temporaries the accounting leaves out came to 2 MiB (bench, bilinear x2 depthwise).
+_SOFT_BYTES = 12 * 2**20
+
+
+def _preferred_bytes(geo: Geometry, dtype: DType) -> int:
+    output = math.prod(geo.output_shape)
+    return 8 * math.prod(geo.w_shape) + output * (8 - np.dtype(dtype.numpy).itemsize) + _SOFT_BYTES
+
+
+def chunks(geo: Geometry, *, max_memory: int | None = None, finite: bool = True,
+           dtype: DType | str = "float64") -> Chunks:
+    """The chunks that compute ``geo`` within ``max_memory`` bytes of working memory (default:
+    :func:`default_max_memory`): the whole layer if it fits, else chunks of images, then of
+    groups (one image), then of output channels (one image, one group). Within the budget, the
+    chunks are smaller still where that keeps the working memory to W and the output's values in
+    float64 plus 16 MiB. BudgetError when one output channel of one image does not fit the
+    budget. Pure arithmetic: nothing is allocated."""
+    dt = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    budget = default_max_memory() if max_memory is None else int(max_memory)
+    stacked = _use_stacked(geo, finite)
+    n, groups, mg = geo.x_shape[0], geo.group, geo.w_shape[1]
+
+    def need(images: int, g: int, m: int) -> int:
+        return working_bytes(_part(geo, images, g, m), stacked=stacked, dtype=dt)
+
+    if n == 0:
+        return Chunks(1, groups, mg, need(0, groups, mg), stacked, budget)
+    for limit in dict.fromkeys((min(budget, _preferred_bytes(geo, dt)), budget)):
+        if images := _largest(lambda k, limit=limit: need(k, groups, mg) <= limit, n):
+            return Chunks(images, groups, mg, need(images, groups, mg), stacked, budget)
+        if g := _largest(lambda k, limit=limit: need(1, k, mg) <= limit, groups):
+            return Chunks(1, g, mg, need(1, g, mg), stacked, budget)
+        if m := _largest(lambda k, limit=limit: need(1, 1, k) <= limit, mg):
+            return Chunks(1, 1, m, need(1, 1, m), stacked, budget)
+    what = f"the smallest chunk (one image, one output channel: output {[1, 1, *geo.output_shape[2:]]})"
+    raise BudgetError(need(1, 1, 1), budget, what)
+
+
+def _compute(X, W, B, geo: Geometry, dtype: DType, out: np.ndarray, max_memory: int | None) -> np.ndarray:
+    """Fill ``out`` with the layer's values, rounded to ``dtype``, chunk by chunk (see chunks()).
+
+    Every output element is summed by the same products whatever the chunking: a chunk cuts
+    only images and output channels, never the sum over input channels and taps.
+    """
+    ch = chunks(geo, max_memory=max_memory, finite=_finite(X, W, B), dtype=dtype)
+    n, groups, mg = geo.x_shape[0], geo.group, geo.w_shape[1]
+    cg = geo.x_shape[1] // groups
+    if ch.count(geo) == 1:
+        phases, plans = _accumulate(X, W, B, geo, ch.stacked)
+        _assemble(phases, plans, geo, dtype, out)
+        return out
+    bias = None if B is None else B.reshape(groups, mg)
+    for n0 in range(0, n, ch.images):
+        images = min(ch.images, n - n0)
+        for g0 in range(0, groups, ch.groups):
+            gs = min(ch.groups, groups - g0)
+            for m0 in range(0, mg, ch.channels):
+                ms = min(ch.channels, mg - m0)
+                part = _part(geo, images, gs, ms)
+                x = X[n0 : n0 + images, g0 * cg : (g0 + gs) * cg]
+                w = W[g0 * cg : (g0 + gs) * cg, m0 : m0 + ms]
+                b = None if bias is None else bias[g0 : g0 + gs, m0 : m0 + ms].reshape(-1)
+                channels = slice(g0 * mg + m0, g0 * mg + m0 + gs * ms)
+                phases, plans = _accumulate(x, w, b, part, ch.stacked)
+                _assemble(phases, plans, part, dtype, out[n0 : n0 + images, channels])
     return out
 
 
-def conv_transpose_float64(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry) -> np.ndarray:
-    """The output of ``geo`` on float64 operands, in float64 (no rounding to X's dtype)."""
-    phases, plans = _accumulate(X, W, B, geo)
-    return _assemble(phases, plans, geo, DTYPES["float64"])
+def conv_transpose_float64(
+    X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry, *, max_memory: int | None = None
+) -> np.ndarray:
+    """The output of ``geo`` on float64 operands, in float64 (no rounding to X's dtype).
+
+    ``max_memory`` bounds the working memory beyond the operands and the output (see chunks()).
+    """
+    out = np.empty(geo.output_shape, dtype=np.float64)
+    return _compute(X, W, B, geo, DTYPES["float64"], out, max_memory)
 
 
 def conv_transpose(
@@ -416,6 +671,7 @@ def conv_transpose(
     strides: Sequence[int] | None = None,
     opset: int = 22,
     readings: Mapping[str, str] | None = None,
+    max_memory: int | None = None,
 ) -> np.ndarray:
     """ONNX ConvTranspose: Y = X (*)^T W + B, N-d, any group, exactly as the spec defines it.
 
@@ -423,6 +679,11 @@ def conv_transpose(
     The result has X's dtype and is the float64 result rounded once. ``readings`` selects
     a non-default reading of an ambiguity (``{"negative-total-padding": "clamp"}``); see
     :data:`opref.readings.AMBIGUITIES`. Anything on the must-reject list raises SpecError.
+
+    ``max_memory`` (bytes; default a quarter of this machine's memory) bounds the working memory
+    beyond the operands and the output: a larger layer is computed in chunks of images, groups or
+    output channels, with the same values; BudgetError when even one output channel of one image
+    does not fit.
     """
     X, W = np.asarray(X), np.asarray(W)
     dt = dtype_of(X, "X")
@@ -449,5 +710,4 @@ def conv_transpose(
         dtype=dt,
     )
     with np.errstate(all="ignore"):  # inf/NaN inputs propagate as IEEE arithmetic says
-        phases, plans = _accumulate(X, W, B, geo)
-        return _assemble(phases, plans, geo, dt)
+        return _compute(X, W, B, geo, dt, np.empty(geo.output_shape, dtype=dt.numpy), max_memory)

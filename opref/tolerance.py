@@ -17,14 +17,21 @@ from opref.geometry import Geometry
 from opref.reference import conv_transpose_float64
 
 
-def magnitude_sum(X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry) -> np.ndarray:
-    """S = conv_transpose(|X|, |W|) + |B| in float64: the scale of every output's rounding error."""
+def magnitude_sum(
+    X: np.ndarray, W: np.ndarray, B: np.ndarray | None, geo: Geometry, *, max_memory: int | None = None
+) -> np.ndarray:
+    """S = conv_transpose(|X|, |W|) + |B| in float64: the scale of every output's rounding error.
+
+    ``max_memory`` bounds the working memory of that convolution (beyond |X|, |W| and S), as
+    for :func:`opref.conv_transpose`.
+    """
     with np.errstate(all="ignore"):
         return conv_transpose_float64(
             np.abs(X.astype(np.float64)),
             np.abs(W.astype(np.float64)),
             None if B is None else np.abs(B.astype(np.float64)),
             geo,
+            max_memory=max_memory,
         )
 
 

@@ -196,14 +196,16 @@ def _opref_fault(rec, spec: str, info, suite: str, why: str) -> dict:
     return record
 
 
-def _judged(job: Job, answer, spec: str, info, suite: str, save: tuple[str, Path | None]) -> dict:
+def _judged(
+    job: Job, answer, spec: str, info, suite: str, save: tuple[str, Path | None], max_memory: int | None
+) -> dict:
     """The judged record of one answer (with its tensors saved if asked); an error record with
     the reason if judging or saving fails."""
     _, case = job.item
     dtype = case.record.dtype
     declared = declared_unit_roundoff(spec, dtype)
     try:
-        judgement = judge(case, answer, declared).to_dict()
+        judgement = judge(case, answer, declared, max_memory=max_memory).to_dict()
     except Exception as exc:  # opref's own failure: never the runtime's verdict
         return _opref_fault(
             case.record, spec, info, suite, f"opref could not judge it: {type(exc).__name__}: {exc}"
@@ -243,6 +245,7 @@ def _take(
     expected: Sequence[Expectation],
     used: set[Expectation],
     save: tuple[str, Path | None] = ("none", None),
+    max_memory: int | None = None,
 ) -> None:
     """Turn one pair's outcome into its one record in ``result`` (or its case's refusal)."""
     name = rec.name
@@ -252,7 +255,7 @@ def _take(
         result.case_problems[name] = job.problem
         return
     else:
-        record = _judged(job, answer, spec, info, suite, save)
+        record = _judged(job, answer, spec, info, suite, save, max_memory)
     entry["cases"] += 1
     result.records.append(record)
     if Verdict(record["verdict"]) in NORMATIVE_FAILURES:
@@ -266,7 +269,20 @@ def _take(
 
 
 def _run_runtime(
-    result, entry, pool, names, prepare, records, spec, info, suite, expected, used, save, progress
+    result,
+    entry,
+    pool,
+    names,
+    prepare,
+    records,
+    spec,
+    info,
+    suite,
+    expected,
+    used,
+    save,
+    progress,
+    max_memory=None,
 ):
     """Run one runtime over ``names``: every name ends with one record (or its case's refusal),
     whatever fails on the way; only Ctrl-C leaves names without one."""
@@ -280,7 +296,8 @@ def _run_runtime(
             if progress:
                 progress(spec, done, len(names))
             try:
-                _take(result, entry, records[name], job, answer, spec, info, suite, expected, used, save)
+                rec = records[name]
+                _take(result, entry, rec, job, answer, spec, info, suite, expected, used, save, max_memory)
             except Exception as exc:
                 why = f"opref failed recording it: {type(exc).__name__}: {exc}"
                 _take(result, entry, records[name], None, _Lost(why), spec, info, suite, expected, used)
@@ -311,12 +328,17 @@ def validate(
     save_tensors: str = "none",
     tensors_dir: str | os.PathLike | None = None,
     variants: Sequence[str] | None = None,
+    max_memory: int | None = None,
 ) -> Validation:
     """Validate each runtime over the suite; see :class:`Validation`.
 
     ``save_tensors`` ("failures", "all" or "none") writes X, W, B, the expected and the
     runtime's output of those (case, runtime) pairs under ``tensors_dir``/tensors/ (the
     directory results.json goes to); see :mod:`opref.tensors`.
+
+    ``max_memory`` bounds the working memory of each reference computation (see
+    :func:`opref.conv_transpose`); a case that cannot be judged within it is a case problem
+    that says so.
 
     Ctrl-C stops the run: the result then holds what finished and ``complete`` is False.
     """
@@ -372,6 +394,7 @@ def validate(
                 used,
                 save,
                 progress,
+                max_memory,
             )
     except KeyboardInterrupt:
         result.interrupted = True

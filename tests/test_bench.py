@@ -1,6 +1,5 @@
-"""scripts/bench.py: its arguments, kernel lines, shape table and --check; never its timings."""
+"""opref.bench and its entry point scripts/bench.py: arguments, kernel lines, shapes, --check."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from opref import bench
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "bench.py"
-_spec = importlib.util.spec_from_file_location("bench", SCRIPT)
-bench = importlib.util.module_from_spec(_spec)
-sys.modules["bench"] = bench  # dataclasses look their module up by name
-_spec.loader.exec_module(bench)
 
 OPENBLAS = bench.Blas("openblas", "0.3.31", "Haswell", 2)
 
@@ -151,3 +148,14 @@ def test_torch_column_absent_without_an_environment(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     times, line = bench.torch_times([_row("U-Net", 1.0, 1.0)], bench.parse([]), 2)
     assert times == {} and line == bench.TORCH_ABSENT
+
+
+def test_memory_budget_is_output_and_w_in_float64_plus_16_mib():
+    dcgan = next(s for s in bench.SHAPES if s.label.startswith("DCGAN G2"))
+    # Output 8x512x8x8 and W 1024x512x4x4, 8 bytes each (issue 27), plus 16 MiB.
+    assert bench.allowed_bytes(dcgan) == 8 * (8 * 512 * 8 * 8 + 1024 * 512 * 16) + 16 * 2**20
+    row = bench.Row(dcgan, ort=1.0, opref=1.9, gemm64=1.0, max_abs_diff=0.0, peak=2**20,
+                    allowance=bench.allowed_bytes(dcgan), calls=1)
+    (line,) = bench.verdicts([row])
+    assert "opref/ort 1.90 <= 2.0 met" in line and "opref/GEMM 1.90 > 1.3 MISSED" in line, line
+    assert "peak/budget" in bench.table([row])[0]

@@ -311,3 +311,10 @@ def test_explain_from_json_error(capsys):
     code, out, _ = explain(capsys, *args, "--stride", "2", "--output-size", "9")
     assert code == 2
     assert json.loads(out)["error"]["attribute"] == "output_size[0]"
+
+
+def test_validate_max_memory_takes_a_size_and_refuses_anything_else(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["validate", str(tmp_path), "--out", str(tmp_path / "out"), "--max-memory", "lots"])
+    assert e.value.code == 2
+    assert "expected a size such as 512M or 2G, got 'lots'" in capsys.readouterr().err

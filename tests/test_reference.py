@@ -189,7 +189,7 @@ def test_matches_direct_loop(cfg):
 
 
 # The two paths of opref.reference, each forced (small shapes mostly take the scatter path).
-STACKED = mock.patch.object(opref.reference, "_MAX_WASTE", float("inf"))
+STACKED = mock.patch.multiple(opref.reference, _MAX_WASTE=float("inf"), _W_PER_OUTPUT=float("inf"))
 SCATTER = mock.patch.object(opref.reference, "_MAX_WASTE", -1.0)
 
 
@@ -359,3 +359,127 @@ def test_large_strides_and_dilations_match_direct_loop(x_shape, w_shape, attrs, 
     with STACKED if path == "stacked" else SCATTER:
         y = opref.conv_transpose(X, W, B, **attrs)
     np.testing.assert_array_equal(y, expected, err_msg=f"X{x_shape} W{w_shape} {attrs} {path}")
+
+
+# --- memory: a budget, chunks, and geometry without a size limit ---------------------------
+
+CHUNKED = [
+    # (X shape, W shape, attributes, bias): images, groups and channels to cut, both paths.
+    ((3, 4, 5, 6), (4, 3, 3, 2), {"strides": [2, 3], "pads": [1, 0, 0, 1]}, True),
+    ((2, 6, 7), (6, 2, 4), {"strides": [3], "group": 3, "output_padding": [1]}, True),
+    ((4, 2, 3, 3, 2), (2, 5, 2, 3, 2), {"strides": [2, 1, 2], "dilations": [1, 2, 1]}, False),
+    ((2, 4, 9, 9), (4, 4, 4, 4), {"strides": [2, 2], "pads": [1, 1, 1, 1], "group": 2}, True),
+]
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "attrs", "bias"), CHUNKED)
+@pytest.mark.parametrize("path", ["stacked", "scatter"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+def test_chunked_is_bit_identical_to_unchunked(x_shape, w_shape, attrs, bias, path, dtype):
+    # float32 and bfloat16 from random values: the float64 sums are rounded once, and a chunk cuts
+    # only images and output channels, never a sum. float64 output shows the float64 sum itself,
+    # whose last bit OpenBLAS may change with the matrix's size (it has kernels for small
+    # matrices), so float64 takes grid values, exactly summable in any order.
+    rng = np.random.RandomState(sum(x_shape))
+    t = DTYPES[dtype].numpy
+    if dtype == "float64":
+        X, W = _grid_values(rng, x_shape, dtype), _grid_values(rng, w_shape, dtype)
+    else:
+        X, W = rng.standard_normal(x_shape).astype(t), rng.standard_normal(w_shape).astype(t)
+    B = rng.standard_normal(w_shape[1] * attrs.get("group", 1)).astype(t) if bias else None
+    geo = opref.geometry(x_shape, w_shape, **attrs)
+    stacked = path == "stacked"
+    with STACKED if stacked else SCATTER:
+        whole = opref.conv_transpose(X, W, B, **attrs, max_memory=2**30)
+        g, mg = geo.group, w_shape[1]
+        for images, groups, channels in [(1, g, mg), (1, 1, mg), (1, 1, 1)]:
+            part = opref.reference._part(geo, images, groups, channels)
+            budget = opref.reference.working_bytes(part, stacked=stacked, dtype=dtype)
+            ch = opref.reference.chunks(geo, max_memory=budget, dtype=dtype)
+            assert ch.count(geo) > 1 and ch.nbytes <= budget, (ch, budget)
+            y = opref.conv_transpose(X, W, B, **attrs, max_memory=budget)
+            where = f"X{x_shape} W{w_shape} {attrs} {path} {dtype} chunks {ch}"
+            assert y.tobytes() == whole.tobytes(), where
+
+
+@pytest.mark.parametrize(("x_shape", "w_shape", "attrs", "bias"), CHUNKED)
+@pytest.mark.parametrize("path", ["stacked", "scatter"])
+def test_working_bytes_bound_what_is_allocated(x_shape, w_shape, attrs, bias, path):
+    # The accounting the chunks rest on, checked against what numpy really allocates
+    # (tracemalloc, first call in a fresh thread so that no scratch buffer is reused).
+    import threading
+    import tracemalloc
+
+    rng = np.random.RandomState(1)
+    X, W = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    B = rng.standard_normal(w_shape[1] * attrs.get("group", 1)) if bias else None
+    geo = opref.geometry(x_shape, w_shape, **attrs)
+    stacked = path == "stacked"
+    out_bytes = 8 * int(np.prod(geo.output_shape))
+    peak = []
+
+    def run():
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            opref.conv_transpose(X, W, B, **attrs, max_memory=2**30)
+            peak.append(tracemalloc.get_traced_memory()[1] - base)
+        finally:
+            tracemalloc.stop()
+
+    with STACKED if stacked else SCATTER:
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    need = opref.reference.working_bytes(geo, stacked=stacked)
+    # Allowed beyond the estimate: the output itself and small objects (plans, views, lists).
+    assert peak[0] <= need + out_bytes + 64 * 2**10, (peak[0], need, out_bytes, x_shape, w_shape, attrs, path)
+
+
+def test_large_layer_is_chunked_within_the_budget_without_computing_it():
+    # The acceptance layer: a 2 GiB float64 output under a 512 MiB budget. Only the
+    # accounting runs here (the computation takes minutes): every chunk fits, and they cover it.
+    x_shape, w_shape = (16, 16, 256, 256), (16, 64, 4, 4)
+    attrs = {"strides": [2, 2], "pads": [1, 1, 1, 1]}
+    geo = opref.geometry(x_shape, w_shape, **attrs)
+    assert geo.output_shape == (16, 64, 512, 512)  # (256 - 1) * 2 + 4 - 2
+    assert 8 * np.prod(geo.output_shape, dtype=np.int64) == 2 * 2**30
+    budget = opref.reference.parse_memory("512M")
+    for stacked in (True, False):
+        ch = opref.reference.chunks(geo, max_memory=budget, finite=stacked)
+        assert ch.nbytes <= budget < opref.reference.working_bytes(geo, stacked=ch.stacked), ch
+        assert ch.count(geo) >= 4, ch  # the phases alone are the output's size: 2 GiB
+        part = opref.reference._part(geo, ch.images, ch.groups, ch.channels)
+        assert opref.reference.working_bytes(part, stacked=ch.stacked) == ch.nbytes
+
+
+def test_budget_too_small_for_one_channel_of_one_image_says_the_numbers():
+    X, W = np.zeros((2, 3, 40, 40), np.float32), np.zeros((3, 2, 3, 3), np.float32)
+    with pytest.raises(opref.reference.BudgetError) as err:
+        opref.conv_transpose(X, W, max_memory=1000)
+    e = err.value
+    assert e.max_memory == 1000 and e.needed > 1000, e
+    text = str(e)
+    assert "max_memory=1000 bytes" in text and f"needs {e.needed} bytes" in text and "[1, 1, 42, 42]" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("512M", 512 * 2**20), ("2G", 2 * 2**30), ("1.5g", 3 * 2**29), ("100", 100), ("64KiB", 2**16)],
+)
+def test_parse_memory(text, size):
+    assert opref.reference.parse_memory(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "M", "-1G", "2X", "0"])
+def test_parse_memory_refuses(text):
+    with pytest.raises(ValueError):
+        opref.reference.parse_memory(text)
+
+
+def test_default_budget_is_a_quarter_of_physical_memory():
+    with open("/proc/meminfo") as f:
+        total = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemTotal:"))
+    # sysconf and /proc/meminfo may differ by the kernel's reserved pages: within 5%.
+    assert abs(opref.reference.default_max_memory() - total / 4) <= 0.05 * total / 4

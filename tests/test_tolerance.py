@@ -78,3 +78,22 @@ def _bincount_most(n, k, s, d, pb, out):
 )
 def test_the_per_axis_count_agrees_with_a_direct_loop(n, k, s, d, pb, out):
     assert _most_on_axis(n, k, s, d, pb, out) == _bincount_most(n, k, s, d, pb, out)
+
+
+def test_magnitude_sum_keeps_to_its_budget():
+    import pytest
+
+    from opref.reference import BudgetError, _part, chunks, working_bytes
+    from opref.tolerance import magnitude_sum
+
+    rng = np.random.RandomState(3)
+    # Small integers: every sum exact, so chunked and whole must agree bit for bit.
+    X, W = rng.randint(-9, 10, (3, 4, 6, 6)).astype(np.float64), rng.randint(-9, 10, (4, 5, 3, 3)) * 1.0
+    geo = geometry(X.shape, W.shape, strides=[2, 2])
+    whole = magnitude_sum(X, W, None, geo)
+    budget = max(working_bytes(_part(geo, 1, 1, 1), stacked=s) for s in (True, False))
+    assert chunks(geo, max_memory=budget).count(geo) > 1
+    assert magnitude_sum(X, W, None, geo, max_memory=budget).tobytes() == whole.tobytes()
+    np.testing.assert_array_equal(whole, direct_conv_transpose(np.abs(X), np.abs(W), None, strides=[2, 2]))
+    with pytest.raises(BudgetError):
+        magnitude_sum(X, W, None, geo, max_memory=100)
