@@ -55,10 +55,10 @@ def _failing_on(case: str, exc: BaseException):
 def test_an_exception_while_judging_is_that_pair_s_error(suite, monkeypatch):
     real = va.judge
 
-    def judge(case, answer, *rest):
+    def judge(case, answer, *rest, **kw):
         if case.record.name == "seed_stride2":
             raise ZeroDivisionError("a bug in opref's judge")
-        return real(case, answer, *rest)
+        return real(case, answer, *rest, **kw)
 
     monkeypatch.setattr(va, "judge", judge)
     res = va.validate(suite, [FAKE])
