@@ -144,7 +144,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_bugreport(args: argparse.Namespace) -> int:
     from opref.bugreport import write_bug_reports
-    from opref.vectors import SuiteError
+    from opref.codec import SuiteError
 
     try:
         reports = write_bug_reports(args.results, args.out, suite=args.suite, upstream=args.upstream)
