@@ -16,7 +16,7 @@ PACKAGE = ROOT / "opref"
 FLOORS: dict[int, tuple[str, ...]] = {
     1: ("readings", "dtypes", "verdicts", "errors", "version", "limits", "escape"),
     2: ("geometry", "boundary", "model", "codec", "outdir", "reaper", "runtimes"),
-    3: ("catalog", "cases", "reference", "direct", "frameworks", "tolerance"),
+    3: ("catalog", "cases", "phases", "reference", "direct", "frameworks", "tolerance"),
     4: ("vectors",),
     5: ("protocol", "suite"),
     6: ("pool", "worker", "judge", "expectations", "diagnose"),

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import opref
+import opref.phases
 import opref.reference
 from opref.direct import direct_conv_transpose, direct_pads
 from opref.dtypes import DTYPES
@@ -189,8 +190,8 @@ def test_matches_direct_loop(cfg):
 
 
 # The two paths of opref.reference, each forced (small shapes mostly take the scatter path).
-STACKED = mock.patch.multiple(opref.reference, _MAX_WASTE=float("inf"), _W_PER_OUTPUT=float("inf"))
-SCATTER = mock.patch.object(opref.reference, "_MAX_WASTE", -1.0)
+STACKED = mock.patch.multiple(opref.phases, _MAX_WASTE=float("inf"), _W_PER_OUTPUT=float("inf"))
+SCATTER = mock.patch.object(opref.phases, "_MAX_WASTE", -1.0)
 
 
 @given(configs())
@@ -204,8 +205,8 @@ def test_stacked_path_matches_direct_loop_in_column_chunks(cfg):
     # Many narrow chunks instead of the one chunk small inputs get.
     with (
         STACKED,
-        mock.patch.object(opref.reference, "_STACK_BYTES", 1),
-        mock.patch.object(opref.reference, "_MIN_COLUMNS", 3),
+        mock.patch.object(opref.phases, "_STACK_BYTES", 1),
+        mock.patch.object(opref.phases, "_MIN_COLUMNS", 3),
     ):
         _check_against_direct_loop(cfg)
 
