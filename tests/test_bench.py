@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from opref import bench
+from opref.bench_shapes import SHAPES
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "bench.py"
@@ -79,32 +80,32 @@ def test_only_selects_by_glob():
 
 
 def test_shapes_multiply_adds_and_bound_by_hand():
-    shapes = {s.label.split()[0]: s for s in bench.SHAPES}
+    shapes = {s.label.split()[0]: s for s in SHAPES}
     # Shape 1: 64 input channels x 32 output channels x 16 taps x 56*56 inputs; each output
     # element takes 64 channels x 4 taps (k4 s2) = 256 >= 128 multiply-adds.
     assert shapes["1"].macs == 64 * 32 * 16 * 56 * 56 and shapes["1"].bound == "arithmetic"
     # Shape 4: 32 channels x 2 taps (k8 s4) = 64 per output: memory-bound.
     assert shapes["4"].bound == "memory"
-    unet = next(s for s in bench.SHAPES if s.label.startswith("U-Net"))
+    unet = next(s for s in SHAPES if s.label.startswith("U-Net"))
     assert unet.output == (1, 512, 56, 56)  # U-Net Fig. 1: 28x28x1024 -> 56x56x512
-    fcn = next(s for s in bench.SHAPES if s.label.startswith("FCN-8s upscore8 C21"))
+    fcn = next(s for s in SHAPES if s.label.startswith("FCN-8s upscore8 C21"))
     assert fcn.output == (1, 21, 568, 568)  # (70 - 1) * 8 + 16
-    hifi = next(s for s in bench.SHAPES if s.label.startswith("HiFi-GAN up1"))
+    hifi = next(s for s in SHAPES if s.label.startswith("HiFi-GAN up1"))
     assert hifi.output == (1, 256, 86 * 8)  # padding (k - u)/2 makes the length exactly u times
 
 
 def test_every_shape_cites_a_source_and_sets_a_check_limit():
-    for s in bench.SHAPES:
+    for s in SHAPES:
         assert s.source and s.check > 1, s
 
 
 def _row(label_prefix: str, opref: float, gemm: float):
-    shape = next(s for s in bench.SHAPES if s.label.startswith(label_prefix))
+    shape = next(s for s in SHAPES if s.label.startswith(label_prefix))
     return bench.Row(shape, ort=1.0, opref=opref, gemm64=gemm, max_abs_diff=0.0, peak=0, allowance=1, calls=1)
 
 
 def test_check_fails_only_past_the_shapes_limit():
-    limit = next(s for s in bench.SHAPES if s.label.startswith("1 ")).check
+    limit = next(s for s in SHAPES if s.label.startswith("1 ")).check
     assert bench.failed_checks([_row("1 ", limit * 0.99, 1.0)]) == []
     (failure,) = bench.failed_checks([_row("1 ", limit * 1.01, 1.0)])
     assert failure.startswith("1 2-D") and f"> {limit}" in failure
@@ -151,7 +152,7 @@ def test_torch_column_absent_without_an_environment(tmp_path, monkeypatch):
 
 
 def test_memory_budget_is_output_and_w_in_float64_plus_16_mib():
-    dcgan = next(s for s in bench.SHAPES if s.label.startswith("DCGAN G2"))
+    dcgan = next(s for s in SHAPES if s.label.startswith("DCGAN G2"))
     # Output 8x512x8x8 and W 1024x512x4x4, 8 bytes each (issue 27), plus 16 MiB.
     assert bench.allowed_bytes(dcgan) == 8 * (8 * 512 * 8 * 8 + 1024 * 512 * 16) + 16 * 2**20
     row = bench.Row(dcgan, ort=1.0, opref=1.9, gemm64=1.0, max_abs_diff=0.0, peak=2**20,
