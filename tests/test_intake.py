@@ -201,7 +201,7 @@ def _dicts(value: object) -> list[dict]:
 
 
 def _compared(rec: dict) -> bool:
-    return isinstance(rec.get("comparison"), dict)
+    return isinstance(rec.get("comparison"), dict) and bool(rec["comparison"])
 
 
 @st.composite
@@ -214,6 +214,9 @@ def hostile(draw, base):
         records = _dicts(data.get("records"))
         if where == "record" and records:
             rec = draw(st.sampled_from(records))
+            if not rec:  # an earlier edit emptied it: give it a key back
+                rec["case"] = draw(_value)
+                continue
             key = draw(st.sampled_from(sorted(rec)))
             if draw(st.booleans()):
                 rec[key] = draw(_value)
@@ -224,7 +227,7 @@ def hostile(draw, base):
             cmp[draw(st.sampled_from(sorted(cmp)))] = draw(_value)
         elif where == "runtime" and (runtimes := _dicts(data.get("runtimes"))):
             rt = draw(st.sampled_from(runtimes))
-            rt[draw(st.sampled_from(sorted(rt)))] = draw(_value)
+            rt[draw(st.sampled_from(sorted(rt) or ["spec"]))] = draw(_value)
         elif where == "top":
             data[draw(st.sampled_from(sorted(data)))] = draw(_value)
     return data
