@@ -46,6 +46,8 @@ def opref(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         ("ort:cpu?bogus=1", "unknown CPUExecutionProvider option(s) ['bogus']; known: none"),
         ("ort:cuda?use_tf23=1", "known: arena_extend_strategy"),
         ("nosuchkind", "unknown runtime 'nosuchkind'"),
+        # tract has no device to choose: a ':arg' it would ignore is a typo, not a choice
+        ("tract:cuda", "tract takes no ':cuda'"),
     ],
 )
 def test_a_spec_that_cannot_be_right_is_a_usage_error(suite, tmp_path, spec, words):

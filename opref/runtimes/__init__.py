@@ -1,6 +1,6 @@
 """Runtime specs (``ort:cuda?use_tf32=0``, ``onnx-reference``, ``openvino``, ``tinygrad``, ``tract``,
 ``tvm``, ``iree``, ``opencv``, ``ncnn``, ``mnn``, ``onnx2tf``, ``onnx2torch``, ``py:module:factory``)
-and the adapters behind them. One file per runtime; adding one is one entry in ``_FACTORIES``.
+and the adapters behind them. One file per runtime; adding one is one entry in ``_ADAPTERS``.
 """
 
 from __future__ import annotations
@@ -26,78 +26,35 @@ def _ort(spec: str, arg: str, options: dict[str, str]) -> Adapter:
     return OrtAdapter(spec, arg, options)
 
 
-def _onnx_reference(spec: str, arg: str, options: dict[str, str]) -> Adapter:
-    from opref.runtimes.onnx_reference import OnnxReferenceAdapter
-
-    return OnnxReferenceAdapter(spec, options)
-
-
-def _openvino(spec: str, arg: str, options: dict[str, str]) -> Adapter:
-    from opref.runtimes.openvino import OpenVinoAdapter
-
-    if arg:
-        options = {"device": arg, **options}
-    return OpenVinoAdapter(spec, options)
-
-
-def _tinygrad(spec: str, arg: str, options: dict[str, str]) -> Adapter:
-    from opref.runtimes.tinygrad import TinygradAdapter
-
-    if arg:
-        options = {"device": arg, **options}
-    return TinygradAdapter(spec, options)
+# kind -> (module, adapter class, the option a spec's ``:arg`` sets, if the kind takes one).
+# Imported only when a spec names the kind: a runtime's packages live in its own environment.
+_ADAPTERS: dict[str, tuple[str, str, str | None]] = {
+    "onnx-reference": ("onnx_reference", "OnnxReferenceAdapter", None),
+    "openvino": ("openvino", "OpenVinoAdapter", "device"),
+    "tinygrad": ("tinygrad", "TinygradAdapter", "device"),
+    "tract": ("tract", "TractAdapter", None),
+    "tvm": ("tvm", "TvmAdapter", "target"),
+    "iree": ("iree", "IreeAdapter", "device"),
+    "opencv": ("opencv", "OpenCvAdapter", None),
+    "ncnn": ("ncnn", "NcnnAdapter", None),
+    "mnn": ("mnn", "MnnAdapter", None),
+    "onnx2tf": ("onnx2tf", "Onnx2TfAdapter", None),
+    "onnx2torch": ("onnx2torch", "Onnx2TorchAdapter", None),
+}
 
 
-def _tract(spec: str, arg: str, options: dict[str, str]) -> Adapter:
-    from opref.runtimes.tract import TractAdapter
+def _table_factory(kind: str) -> Callable[[str, str, dict[str, str]], Adapter]:
+    module, cls, arg_option = _ADAPTERS[kind]
 
-    return TractAdapter(spec, options)
+    def make(spec: str, arg: str, options: dict[str, str]) -> Adapter:
+        if arg:
+            if arg_option is None:
+                raise RuntimeSpecError(f"{spec!r}: {kind} takes no ':{arg}'; write {kind}")
+            options = {arg_option: arg, **options}
+        adapter = getattr(importlib.import_module(f"opref.runtimes.{module}"), cls)
+        return adapter(spec, options)
 
-
-def _tvm(spec: str, arg: str, options: dict[str, str]) -> Adapter:
-    from opref.runtimes.tvm import TvmAdapter
-
-    if arg:
-        options = {"target": arg, **options}
-    return TvmAdapter(spec, options)
-
-
-def _iree(spec: str, arg: str, options: dict[str, str]) -> Adapter:
-    from opref.runtimes.iree import IreeAdapter
-
-    if arg:
-        options = {"device": arg, **options}
-    return IreeAdapter(spec, options)
-
-
-def _opencv(spec: str, arg: str, options: dict[str, str]) -> Adapter:
-    from opref.runtimes.opencv import OpenCvAdapter
-
-    return OpenCvAdapter(spec, options)
-
-
-def _ncnn(spec: str, arg: str, options: dict[str, str]) -> Adapter:
-    from opref.runtimes.ncnn import NcnnAdapter
-
-    return NcnnAdapter(spec, options)
-
-
-def _mnn(spec: str, arg: str, options: dict[str, str]) -> Adapter:
-    from opref.runtimes.mnn import MnnAdapter
-
-    return MnnAdapter(spec, options)
-
-
-def _onnx2tf(spec: str, arg: str, options: dict[str, str]) -> Adapter:
-    from opref.runtimes.onnx2tf import Onnx2TfAdapter
-
-    return Onnx2TfAdapter(spec, options)
-
-
-def _onnx2torch(spec: str, arg: str, options: dict[str, str]) -> Adapter:
-    from opref.runtimes.onnx2torch import Onnx2TorchAdapter
-
-    return Onnx2TorchAdapter(spec, options)
+    return make
 
 
 def _python(spec: str, arg: str, options: dict[str, str]) -> Adapter:
@@ -112,17 +69,7 @@ def _python(spec: str, arg: str, options: dict[str, str]) -> Adapter:
 
 _FACTORIES: dict[str, Callable[[str, str, dict[str, str]], Adapter]] = {
     "ort": _ort,
-    "onnx-reference": _onnx_reference,
-    "openvino": _openvino,
-    "tinygrad": _tinygrad,
-    "tract": _tract,
-    "tvm": _tvm,
-    "iree": _iree,
-    "opencv": _opencv,
-    "ncnn": _ncnn,
-    "mnn": _mnn,
-    "onnx2tf": _onnx2tf,
-    "onnx2torch": _onnx2torch,
+    **{kind: _table_factory(kind) for kind in _ADAPTERS},
     "py": _python,
 }
 
@@ -163,6 +110,8 @@ def check(spec: str) -> None:
             raise RuntimeSpecError(f"{spec!r}: name a provider, e.g. ort:cpu or ort:cuda")
         if why := check_ort(spec, arg, options):
             raise RuntimeSpecError(why)
+    if kind in _ADAPTERS and arg and _ADAPTERS[kind][2] is None:
+        raise RuntimeSpecError(f"{spec!r}: {kind} takes no ':{arg}'; write {kind}")
     if kind == "py":
         module, _, factory = arg.partition(":")
         if not module or not factory:
