@@ -139,3 +139,23 @@ def test_main_job_end_to_end(tmp_path):
     data = json.loads((tmp_path / "report" / "report.json").read_text())
     assert data["matrix"]["ort:cpu"]["pass"] == 16 * 4  # 16 cases, each in the four model variants
     assert data["variant_changes"]["ort:cpu"] == {}
+
+
+def test_a_runtime_quoting_the_case_name_gives_one_cluster_not_one_per_case():
+    # tract 0.23.9 names the failing node, and opref names nodes after their case: the same
+    # refusal on three cases (and on one case's model form) is one cause, one cluster.
+    from opref.report.clusters import clusters
+
+    names = ["autopad_same_lower_rank3_odd_float32_exact", "opset1_same_upper_even_float32_random_opset1"]
+    records = [
+        {
+            "case": case,
+            "runtime": "tract",
+            "verdict": "error",
+            "message": f'TractError: Failed analyse for node #0 "{node}" ConvTranspose',
+            "reproduce": f"opref validate vectors --only {case} --runtime tract",
+        }
+        for case, node in [(names[0], names[0]), (names[1], names[1]), (names[0] + "__symbolic", names[0])]
+    ]
+    found = clusters(records)
+    assert len(found) == 1 and found[0]["count"] == 3, found

@@ -40,11 +40,17 @@ def _holds(test, rec: dict) -> bool:
 
 
 def message_signature(rec: dict) -> str:
-    """A failure message with its numbers, shapes and lists blanked: failures that share it
-    share a cause as far as the message tells."""
+    """A failure message with its case's name, numbers, shapes and lists blanked: failures that
+    share it share a cause as far as the message tells."""
     if rec["verdict"] == "accepted-invalid":
         return "returns an output for a must-reject model"
     msg = rec.get("message", "")
+    # A runtime that quotes the node's or the graph's name (both are the case's) must not split
+    # one behaviour into a cluster per case.
+    case = rec.get("case", "")
+    for name in dict.fromkeys((case, case.partition("__")[0])):
+        if name:
+            msg = msg.replace(name, "<case>")
     msg = re.sub(r"^matches no documented reading; ", "", msg)
     msg = re.sub(r"^under .*? \(the nearest documented reading\): ", "", msg)
     msg = re.sub(r"\[[^\]]*\]|\([^)]*\)", "…", msg)
