@@ -155,6 +155,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+def strip_ansi(value: str) -> str:
+    """``value`` without terminal escape sequences (onnxruntime colours its log lines); the
+    one definition of what an escape sequence is, for every text opref prints or stores."""
+    return _ESCAPE.sub("", value)
+
+
 def text(value: object, what: str, cap: int = MAX_TEXT) -> str:
     """``value`` (a string, or bytes decoded as UTF-8) as plain text: invalid bytes and lone
     surrogates become U+FFFD, escape sequences and control characters but newline and tab are

@@ -27,6 +27,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from opref import limits, reaper
+from opref.boundary import text
 from opref.protocol import (
     MAX_HEADER_BYTES,
     STOP,
@@ -130,8 +131,9 @@ class StderrBuffer:
 
 def stderr_excerpt(head: bytes, tail: bytes) -> str:
     """A crash record's stderr: the first reason-like lines of ``head``, then ``tail``'s last lines."""
-    head_text = strip_ansi(head.decode(errors="replace"))
-    tail_text = strip_ansi(tail.decode(errors="replace"))
+    # A crashing runtime writes what it likes: plain text of it, as at every other boundary.
+    head_text = text(head, "a worker's stderr", cap=len(head) + 1)
+    tail_text = text(tail, "a worker's stderr", cap=len(tail) + 1)
     clean = [ln.strip()[:_LINE] for ln in tail_text.splitlines() if ln.strip()]
     reasons = [ln.strip()[:_LINE] for ln in head_text.splitlines() if _REASON.search(ln)][:3]
     last = [ln for ln in clean[-3:] if ln not in reasons]

@@ -298,3 +298,18 @@ def test_a_worker_that_kills_its_process_group_costs_only_its_case(suite, tmp_pa
     verdicts = {r["case"]: r["verdict"] for r in data["records"]}
     assert verdicts.pop("seed_basic") == "crashed" and set(verdicts.values()) == {"pass", "rejected"}
     assert run.returncode == 1 and data["complete"] is True, run.stdout + run.stderr
+
+
+def test_a_crash_record_s_stderr_is_plain_text_whatever_the_runtime_wrote():
+    # A colour code, a terminal-title string, NUL, BEL, a right-to-left override and a byte that
+    # is not UTF-8: a crash record is shown on terminals and in reports, and none may survive.
+    head = (
+        b"\x1b]0;pwned\x07\x1b[31mSegmentation fault\x1b[0m in deconv\x00\x07 \xe2\x80\xaeevil\xff\n"
+    )
+    tail = b"free(): invalid pointer\x1b[2J\n"
+    from opref.pool import stderr_excerpt
+
+    text = stderr_excerpt(head, tail)
+    assert "Segmentation fault in deconv" in text and "free(): invalid pointer" in text, text
+    assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text), ascii(text)
+    assert "\u202e" not in text and "pwned" not in text and "\ufffd" in text, ascii(text)

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from opref.boundary import strip_ansi
+
 # The checkout the check runs in (its vectors/, known-failures.txt, results/ and .venvs/).
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -57,14 +59,6 @@ _BY_SPEC = {c.spec: c for c in CONFIGURATIONS}
 
 
 # --- text ---------------------------------------------------------------------------------
-
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-
-
-def strip_ansi(text: str) -> str:
-    """onnxruntime colours its log lines; a reason printed or stored must be plain text."""
-    return _ANSI.sub("", text)
-
 
 def tail(text: str, lines: int = 6) -> str:
     kept = [ln for ln in strip_ansi(text).strip().splitlines() if ln.strip()]

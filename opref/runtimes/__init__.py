@@ -6,10 +6,10 @@ and the adapters behind them. One file per runtime; adding one is one entry in `
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl
 
+from opref.boundary import strip_ansi
 from opref.runtimes.base import Adapter, Outcome, RuntimeInfo, Status
 from opref.runtimes.roundoff import unit_roundoff_for
 
@@ -132,9 +132,6 @@ def declared_unit_roundoff(spec: str, dtype: str) -> float | None:
     return unit_roundoff_for(kind, provider, options, dtype)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
 def hint(spec: str, reason: str) -> str:
     """What to do about a runtime that is unavailable here, from its spec and reason."""
     kind, arg, _ = parse(spec)
@@ -153,11 +150,6 @@ def hint(spec: str, reason: str) -> str:
     if "did not report within" in reason:
         return "raise --start-timeout, or find where the adapter hangs while starting"
     return "see the reason; --allow-unavailable lets a run go on without this runtime"
-
-
-def strip_ansi(text: str) -> str:
-    """``text`` without terminal colour codes (onnxruntime colours its log lines)."""
-    return _ANSI.sub("", text)
 
 
 def create(spec: str) -> Adapter:
