@@ -201,6 +201,78 @@ def test_a_repro_runs_without_opref_and_exits_1_while_the_bug_is_there(generated
     assert "OK: the output is right" in proc.stdout
 
 
+def _env_python(name: str) -> Path:
+    """.venvs/<name>'s python (scripts/make-envs builds it), or skip: these runtimes are heavy."""
+    python = ROOT / ".venvs" / name / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f".venvs/{name} is not built (scripts/make-envs {name})")
+    return python
+
+
+def test_a_deployment_runtimes_repro_runs_without_opref(generated, tmp_path):
+    """OpenCV's runner (W and B made constants, cv2.dnn as an application calls it), in
+    .venvs/opencv, which has no opref: the repro exits 1 on OpenCV 5.0.0's ignored
+    output_padding, and 0 with OpenCV's own answer written in as the expected output."""
+    python = _env_python("opencv")
+    probe = subprocess.run(
+        [str(python), "-I", "-c", "import opref"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert probe.returncode != 0 and "No module named 'opref'" in probe.stderr
+    [report] = [d for d in sorted(generated.glob("opencv-*/*/")) if "output-padding-ignored" in d.name]
+    script = tmp_path / "repro.py"
+    script.write_text((report / "repro.py").read_text())
+    assert "import cv2" in script.read_text()
+    assert not re.search(r"^\s*(import|from) opref", script.read_text(), re.MULTILINE)
+    proc = _run(python, script)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "elements differ" in proc.stdout
+    own = subprocess.run(
+        [
+            str(python),
+            "-I",
+            "-c",
+            "import json, runpy; m = runpy.run_path('repro.py'); "
+            "print(json.dumps(m['run'](m['build_model']().SerializeToString(), m['INPUTS']).tolist()))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert own.returncode == 0, own.stderr
+    fixed = _patched(
+        script,
+        tmp_path / "fixed.py",
+        "ANSWERS = [\n",
+        f'ANSWERS = [("own", np.array({own.stdout.strip()}, dtype=np.float32), None)]\nOLD = [\n',
+    )
+    proc = _run(python, fixed)
+    assert proc.returncode == 0 and "OK: the output is right" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_an_mnn_repro_installs_nothing(generated, tmp_path):
+    """MNN's telemetry module runs `pip install` through os.system on import: its repro, run in
+    .venvs/mnn with a recording pip first on PATH, calls no pip and still shows the bug."""
+    python = _env_python("mnn")
+    stub, record = tmp_path / "bin", tmp_path / "pip-calls.txt"
+    stub.mkdir()
+    for name in ("pip", "pip3"):
+        (stub / name).write_text('#!/bin/sh\necho "$0 $*" >> "$OPREF_PIP_RECORD"\nexit 1\n')
+        (stub / name).chmod(0o755)
+    [report] = [d for d in sorted(generated.glob("mnn-*/*/")) if "output-padding-ignored" in d.name]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(PATH=f"{stub}{os.pathsep}{os.environ.get('PATH', '')}", OPREF_PIP_RECORD=str(record))
+    proc = subprocess.run(
+        [str(python), "-I", str(report / "repro.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and "elements differ" in proc.stdout, proc.stdout + proc.stderr
+    assert not record.exists(), record.read_text()
+
+
 def test_a_repro_with_a_corrupted_expected_output_exits_1(generated, tmp_path):
     """onnx.reference as the runtime (it is in opref's own environment): with the runtime's own
     answer written in as the expected output the repro exits 0; with one element of it off by one,
@@ -272,3 +344,4 @@ def test_the_committed_reports_clusters_link_to_their_published_reports():
         assert all(f"`{case}`" in text for case in c["cases"]), c["id"]
     assert "[bugs/index.md](bugs/index.md)" in markdown_lines(links)[0]
     assert '<a href="bugs/index.md">' in html_paragraph(links)
+

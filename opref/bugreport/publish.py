@@ -91,7 +91,7 @@ def write_bug_reports(
         rel = directories[cluster["id"]]
         key = f"{_head(spec)}/{slug(_what(cluster))}"
         case = read_case(suite_path, manifest.records[rec["case"]])
-        runner = runner_for(spec, version)
+        runner = runner_for(spec, version, rt.get("details"))
         entry = status.get(key, {})
         report = BugReport(
             spec,
