@@ -345,3 +345,80 @@ def test_the_committed_reports_clusters_link_to_their_published_reports():
     assert "[bugs/index.md](bugs/index.md)" in markdown_lines(links)[0]
     assert '<a href="bugs/index.md">' in html_paragraph(links)
 
+
+# --- what a title says of the models: the catalog decides validity, not the phrase table -------------------
+
+
+def _catalog_validity() -> dict[str, bool]:
+    """{case name: whether the spec gives the model an output} from the case catalog itself."""
+    from opref import cases as cs
+
+    return {c.name: c.reject is None for c in cs.catalog()}
+
+
+def _claims(title: str) -> tuple[bool, bool]:
+    """(says the models are valid, says they are invalid) — in words a reader takes them."""
+    says_invalid = "invalid model" in title or "invalid ones" in title
+    says_valid = "a valid model" in title or "valid models" in title
+    return says_valid, says_invalid
+
+
+@pytest.fixture(scope="module")
+def crashes(tmp_path_factory) -> tuple[Path, dict]:
+    """(suite, results) of two fake runtimes that crash: one on a valid case and two must-reject
+    ones, the other on the must-reject ones only."""
+    from opref import cases as cs
+    from opref import vectors as vx
+    from opref.validate import validate
+
+    suite = tmp_path_factory.mktemp("crashes") / "v"
+    vx.generate(suite, cs.catalog(only=["seed_basic", "reject_negative_pads", "reject_group_zero"]), {})
+    fake = "py:fake_runtimes:make?mode=crash"
+    return suite, validate(suite, [f"{fake}&only=reject_*", fake], jobs=1, timeout=60).to_dict()
+
+
+def test_crash_titles_follow_the_catalogs_validity(crashes, tmp_path):
+    """A runtime that crashes on a valid case and on must-reject cases: the clusters' titles say
+    "valid" exactly where the catalog gives the cases an output, and call a crash on a
+    must-reject model a bug (it must reject it) without calling the model valid."""
+    suite, result = crashes
+    (tmp_path / "results.json").write_text(json.dumps(result))
+    reports = write_bug_reports(tmp_path / "results.json", tmp_path / "bugs", suite=suite)
+    valid = _catalog_validity()
+    members = {}  # runtime -> its crashed cases (one cluster each: the same crash message)
+    for rec in result["records"]:
+        if rec["verdict"] == "crashed":
+            members.setdefault(rec["runtime"], []).append(rec["case"])
+    assert sorted(r.runtime for r in reports) == sorted(members)
+    seen = set()
+    for r in reports:
+        kinds = {valid[c] for c in members[r.runtime]}
+        says_valid, says_invalid = _claims(r.title)
+        assert says_valid == (True in kinds), (r.title, members[r.runtime])
+        assert says_invalid == (False in kinds), (r.title, members[r.runtime])
+        text = (tmp_path / "bugs" / r.directory / "ISSUE.md").read_text()
+        if False in kinds:
+            assert "instead of rejecting" in r.title
+            assert "the bug is that the runtime does not reject them with an error but dies on them" in text
+        seen.add(frozenset(kinds))
+    # one cluster of invalid models only (the runtime that crashes on reject_* alone), one mixed
+    assert seen == {frozenset({False}), frozenset({True, False})}, [r.title for r in reports]
+
+
+def test_the_committed_titles_follow_the_catalogs_validity():
+    """Every published report's title: "valid" only where the catalog gives all or some of the
+    cluster's cases an output, "invalid" only where it makes all or some of them must-reject."""
+    data = json.loads((RESULTS / "report.json").read_text())
+    links = published_links(RESULTS, data)
+    valid = _catalog_validity()
+    assert links is not None
+    crashes_on_invalid = 0
+    for c in data["clusters"]:
+        title = (RESULTS / links.clusters[c["id"]]).read_text().splitlines()[0]
+        kinds = {valid[case] for case in c["cases"]}
+        says_valid, says_invalid = _claims(title)
+        assert says_valid == (True in kinds and c["verdict"] in ("error", "crashed", "timeout")), title
+        assert says_invalid == (False in kinds), title
+        crashes_on_invalid += c["verdict"] == "crashed" and kinds == {False}
+    assert crashes_on_invalid >= 2  # tract's panics on wrong-length attributes, MNN's SIGFPE, ...
+

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 
-from opref.bugreport.runners import _VERDICT_PHRASES
+from opref.bugreport.runners import verdict_phrase
 from opref.runtimes import split_interpreter
 from opref.suite import CaseData
 from opref.version import __version__
@@ -34,6 +34,13 @@ class BugReport:
     upstream_key: str
     upstream: Mapping[str, object]
     runnable: bool
+    invalid: int = 0  # how many of the cluster's cases are models the spec makes invalid
+
+    @property
+    def phrase(self) -> str:
+        """What the verdict says of the runtime, by the validity of the cluster's models."""
+        expects = ["reject"] * self.invalid + ["output"] * (self.count - self.invalid)
+        return verdict_phrase(self.verdict, expects)
 
 
 def _short_version(version: str) -> str:
@@ -78,8 +85,10 @@ def _what(cluster: dict) -> str:
     return cluster["signature"]
 
 
-def title_of(cluster: dict) -> str:
-    return f"ConvTranspose {_VERDICT_PHRASES.get(cluster['verdict'], cluster['verdict'])}: {_what(cluster)}"
+def title_of(cluster: dict, expects: Sequence[str]) -> str:
+    """The report's title: the verdict's phrase for the validity of the cluster's models
+    (``expects``: each case's ``expect``, ``output`` or ``reject``) and the cause."""
+    return f"ConvTranspose {verdict_phrase(cluster['verdict'], expects)}: {_what(cluster)}"
 
 
 # "not searched": the report is published, its tracker not yet searched (said, never implied).
@@ -196,7 +205,7 @@ def issue_text(
         "## What happens",
         "",
     ]
-    what = f"{name} {_VERDICT_PHRASES.get(cluster['verdict'], cluster['verdict'])}"
+    what = f"{name} {report.phrase}"
     if cluster["diagnosis"]:
         what += f". opref's bug model that reproduces its output exactly: **{cluster['diagnosis_text']}**"
     reasons = "; ".join(f"{k} ({n})" for k, n in cluster["known_reasons"].items())
@@ -205,6 +214,16 @@ def issue_text(
         lines += [f"As opref's known-failures list describes it: {reasons}.", ""]
     if r.expect == "reject":
         lines += [f"The model is invalid: {r.reject_message}", ""]
+    if report.invalid and cluster["verdict"] in ("crashed", "timeout"):
+        valid = report.count - report.invalid
+        mix = f"{report.invalid} of the cluster's {report.count} models are" if valid else "The models are"
+        lines += [
+            f"{mix} invalid by the spec, so no output is wanted from them; the bug is that the runtime "
+            "does not reject them with an error"
+            + (" but dies on them." if cluster["verdict"] == "crashed" else " but never answers.")
+            + (f" The other {valid} are valid models." if valid else ""),
+            "",
+        ]
     if r.ambiguities:
         ids = ", ".join(r.ambiguities)
         lines += [

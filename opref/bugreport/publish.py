@@ -93,16 +93,18 @@ def write_bug_reports(
         case = read_case(suite_path, manifest.records[rec["case"]])
         runner = runner_for(spec, version, rt.get("details"))
         entry = status.get(key, {})
+        expects = [manifest.records[c].expect for c in cluster["cases"]]  # the suite's, not the results'
         report = BugReport(
             spec,
             rel,
-            title_of(cluster),
+            title_of(cluster, expects),
             cluster["verdict"],
             cluster["count"],
             rec["case"],
             key,
             entry,
             runner is not None,
+            expects.count("reject"),
         )
         target = out / rel
         target.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@ element types and verdict phrases the reports use."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from opref.runtimes import parse
@@ -15,14 +15,39 @@ INDEX_FILE = "index.md"
 # bfloat16 needs ml_dtypes (onnx's own dependency) and is taken only when nothing else fails.
 _DTYPE_PREFERENCE = ("float32", "float64", "float16", "bfloat16")
 
-_VERDICT_PHRASES = {
-    "fail-values": "wrong values",
-    "fail-shape": "wrong output shape",
-    "error": "refuses a valid model",
-    "crashed": "crashes on a valid model",
-    "timeout": "hangs on a valid model",
-    "accepted-invalid": "accepts an invalid model",
+# What a failing verdict says of the runtime, by the validity of the cluster's models: (all valid,
+# all invalid (the spec makes the runtime reject them), some of each). A crash or a hang on an
+# invalid model is a bug too (the runtime must reject the model, not die on it), but never a
+# failure "on a valid model". Wrong values or shape and a refusal come from valid models only
+# (an invalid one has no right output, and refusing it is right); accepting, from invalid ones.
+_VERDICT_PHRASES: dict[str, tuple[str, str, str]] = {
+    "fail-values": ("wrong values",) * 3,
+    "fail-shape": ("wrong output shape",) * 3,
+    "error": ("refuses a valid model", "raises on an invalid model", "refuses valid models"),
+    "crashed": (
+        "crashes on a valid model",
+        "crashes on an invalid model instead of rejecting it",
+        "crashes on valid models, and on invalid ones instead of rejecting them",
+    ),
+    "timeout": (
+        "hangs on a valid model",
+        "hangs on an invalid model instead of rejecting it",
+        "hangs on valid models, and on invalid ones instead of rejecting them",
+    ),
+    "accepted-invalid": ("accepts an invalid model",) * 3,
 }
+
+
+def verdict_phrase(verdict: str, expects: Iterable[str]) -> str:
+    """What ``verdict`` says of a runtime over cases whose ``expect`` fields are ``expects``:
+    ``output`` for a valid model, ``reject`` for one the spec makes invalid."""
+    phrases = _VERDICT_PHRASES.get(verdict)
+    if phrases is None:
+        return verdict
+    kinds = set(expects)
+    if kinds == {"reject"}:
+        return phrases[1]
+    return phrases[2] if "reject" in kinds else phrases[0]
 
 
 # --- how each runtime is called from a repro (data: one entry per runtime kind) -----------------
