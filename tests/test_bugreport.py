@@ -422,3 +422,32 @@ def test_the_committed_titles_follow_the_catalogs_validity():
         crashes_on_invalid += c["verdict"] == "crashed" and kinds == {False}
     assert crashes_on_invalid >= 2  # tract's panics on wrong-length attributes, MNN's SIGFPE, ...
 
+
+# --- the report links each cluster to its published bug report ------------------------------------------
+
+
+def test_the_report_links_each_cluster_to_its_bug_report_and_keeps_them(crashes, tmp_path):
+    """write_report, bugreport into OUT/bugs, write_report again (what scripts/ecosystem does):
+    the rewritten report keeps bugs/ (with its hand-kept upstream.json) and each cluster's row
+    links its ISSUE.md and repro.py, in index.md and index.html; links that resolve."""
+    from opref.report import write_report
+
+    suite, result = crashes
+    out = tmp_path / "report"
+    write_report([result], out)
+    assert "bug report" not in (out / "index.md").read_text()  # nothing published yet: no column
+    (out / "bugs").mkdir()
+    (out / "bugs" / "upstream.json").write_text("{}\n")
+    reports = write_bug_reports(out, out / "bugs", suite=suite)
+    write_report([result], out)
+    assert (out / "bugs" / "upstream.json").read_text() == "{}\n"
+    md, page = (out / "index.md").read_text(), (out / "index.html").read_text()
+    data = json.loads((out / "report.json").read_text())
+    assert len(reports) == len(data["clusters"]) == 2
+    for r in reports:
+        issue, repro = f"bugs/{r.directory}/ISSUE.md", f"bugs/{r.directory}/repro.py"
+        assert (out / issue).is_file() and (out / repro).is_file()
+        row = next(ln for ln in md.splitlines() if f"]({issue})" in ln)
+        assert f"[repro.py]({repro})" in row and "crashed" in row
+        assert f'<a href="{issue}">ISSUE.md</a>' in page and f'<a href="{repro}">repro.py</a>' in page
+    assert "[bugs/index.md](bugs/index.md)" in md and '<a href="bugs/index.md">' in page
