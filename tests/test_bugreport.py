@@ -365,8 +365,8 @@ def _claims(title: str) -> tuple[bool, bool]:
 
 @pytest.fixture(scope="module")
 def crashes(tmp_path_factory) -> tuple[Path, dict]:
-    """(suite, results) of two fake runtimes that crash: one on a valid case and two must-reject
-    ones, the other on the must-reject ones only."""
+    """(suite, results) of three fake runtimes that crash: on a valid case and two must-reject
+    ones, on the must-reject ones only, on the valid one only."""
     from opref import cases as cs
     from opref import vectors as vx
     from opref.validate import validate
@@ -374,7 +374,8 @@ def crashes(tmp_path_factory) -> tuple[Path, dict]:
     suite = tmp_path_factory.mktemp("crashes") / "v"
     vx.generate(suite, cs.catalog(only=["seed_basic", "reject_negative_pads", "reject_group_zero"]), {})
     fake = "py:fake_runtimes:make?mode=crash"
-    return suite, validate(suite, [f"{fake}&only=reject_*", fake], jobs=1, timeout=60).to_dict()
+    runtimes = [f"{fake}&only=reject_*", f"{fake}&only=seed_*", fake]
+    return suite, validate(suite, runtimes, jobs=1, timeout=60).to_dict()
 
 
 def test_crash_titles_follow_the_catalogs_validity(crashes, tmp_path):
@@ -400,9 +401,13 @@ def test_crash_titles_follow_the_catalogs_validity(crashes, tmp_path):
         if False in kinds:
             assert "instead of rejecting" in r.title
             assert "the bug is that the runtime does not reject them with an error but dies on them" in text
+        if valid[r.case]:  # a crash on a valid case: its expected shape, from the suite's output file
+            t = onnx.TensorProto()
+            t.ParseFromString((suite / "node" / r.case / "test_data_set_0" / "output_0.pb").read_bytes())
+            assert f"| expected | output of shape {list(t.dims)}, float32 |" in text
         seen.add(frozenset(kinds))
-    # one cluster of invalid models only (the runtime that crashes on reject_* alone), one mixed
-    assert seen == {frozenset({False}), frozenset({True, False})}, [r.title for r in reports]
+    # a cluster of invalid models only, one of valid ones only, one mixed
+    assert seen == {frozenset({False}), frozenset({True}), frozenset({True, False})}, seen
 
 
 def test_the_committed_titles_follow_the_catalogs_validity():
@@ -443,7 +448,7 @@ def test_the_report_links_each_cluster_to_its_bug_report_and_keeps_them(crashes,
     assert (out / "bugs" / "upstream.json").read_text() == "{}\n"
     md, page = (out / "index.md").read_text(), (out / "index.html").read_text()
     data = json.loads((out / "report.json").read_text())
-    assert len(reports) == len(data["clusters"]) == 2
+    assert len(reports) == len(data["clusters"]) == 3
     for r in reports:
         issue, repro = f"bugs/{r.directory}/ISSUE.md", f"bugs/{r.directory}/repro.py"
         assert (out / issue).is_file() and (out / repro).is_file()

@@ -134,7 +134,8 @@ def spec_text(opset: int, attributes: Sequence[str]) -> list[str]:
     return lines
 
 
-def _expected_vs_got(rec: dict) -> list[str]:
+def _expected_vs_got(rec: dict, output_shape: Sequence[int] | None = None) -> list[str]:
+    """The table of ISSUE.md; ``output_shape``: the suite's, for a result that has none (a crash)."""
     rows = [("verdict", f"`{rec['verdict']}`")]
     if rec.get("expect") == "reject":
         rows.append(("expected", "the model is refused (an error)"))
@@ -147,7 +148,8 @@ def _expected_vs_got(rec: dict) -> list[str]:
             )
         )
     else:
-        rows.append(("expected", f"output of shape {rec.get('expected_shape')}, {rec['dtype']}"))
+        shape = rec.get("expected_shape") or (list(output_shape) if output_shape else None)
+        rows.append(("expected", f"output of shape {shape}, {rec['dtype']}"))
         if rec.get("got_shape") is not None:
             rows.append(("got", f"output of shape {rec['got_shape']}, {rec.get('got_dtype')}"))
         cmp = rec.get("comparison") or {}
@@ -231,7 +233,7 @@ def issue_text(
             "documented readings (repro.py accepts any of them).",
             "",
         ]
-    lines += ["## Expected vs got", "", *_expected_vs_got(rec)]
+    lines += ["## Expected vs got", "", *_expected_vs_got(rec, r.output_shape)]
     lines += ["## Reproduce", ""]
     if runner is None:
         lines += [
