@@ -357,9 +357,11 @@ def _catalog_validity() -> dict[str, bool]:
 
 
 def _claims(title: str) -> tuple[bool, bool]:
-    """(says the models are valid, says they are invalid) — in words a reader takes them."""
-    says_invalid = "invalid model" in title or "invalid ones" in title
-    says_valid = "a valid model" in title or "valid models" in title
+    """(says the models are valid, says they are invalid): the verdict's words, before the cause
+    (which is the runtime's or known-failures.txt's text)."""
+    verdict = title.removeprefix("# ").split(":", 1)[0]
+    says_valid = re.search(r"\b(a valid model|valid models)\b", verdict) is not None
+    says_invalid = re.search(r"\b(an invalid model|invalid models|invalid ones)\b", verdict) is not None
     return says_valid, says_invalid
 
 
