@@ -201,6 +201,78 @@ def test_a_repro_runs_without_opref_and_exits_1_while_the_bug_is_there(generated
     assert "OK: the output is right" in proc.stdout
 
 
+def _env_python(name: str) -> Path:
+    """.venvs/<name>'s python (scripts/make-envs builds it), or skip: these runtimes are heavy."""
+    python = ROOT / ".venvs" / name / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f".venvs/{name} is not built (scripts/make-envs {name})")
+    return python
+
+
+def test_a_deployment_runtimes_repro_runs_without_opref(generated, tmp_path):
+    """OpenCV's runner (W and B made constants, cv2.dnn as an application calls it), in
+    .venvs/opencv, which has no opref: the repro exits 1 on OpenCV 5.0.0's ignored
+    output_padding, and 0 with OpenCV's own answer written in as the expected output."""
+    python = _env_python("opencv")
+    probe = subprocess.run(
+        [str(python), "-I", "-c", "import opref"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert probe.returncode != 0 and "No module named 'opref'" in probe.stderr
+    [report] = [d for d in sorted(generated.glob("opencv-*/*/")) if "output-padding-ignored" in d.name]
+    script = tmp_path / "repro.py"
+    script.write_text((report / "repro.py").read_text())
+    assert "import cv2" in script.read_text()
+    assert not re.search(r"^\s*(import|from) opref", script.read_text(), re.MULTILINE)
+    proc = _run(python, script)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "elements differ" in proc.stdout
+    own = subprocess.run(
+        [
+            str(python),
+            "-I",
+            "-c",
+            "import json, runpy; m = runpy.run_path('repro.py'); "
+            "print(json.dumps(m['run'](m['build_model']().SerializeToString(), m['INPUTS']).tolist()))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert own.returncode == 0, own.stderr
+    fixed = _patched(
+        script,
+        tmp_path / "fixed.py",
+        "ANSWERS = [\n",
+        f'ANSWERS = [("own", np.array({own.stdout.strip()}, dtype=np.float32), None)]\nOLD = [\n',
+    )
+    proc = _run(python, fixed)
+    assert proc.returncode == 0 and "OK: the output is right" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_an_mnn_repro_installs_nothing(generated, tmp_path):
+    """MNN's telemetry module runs `pip install` through os.system on import: its repro, run in
+    .venvs/mnn with a recording pip first on PATH, calls no pip and still shows the bug."""
+    python = _env_python("mnn")
+    stub, record = tmp_path / "bin", tmp_path / "pip-calls.txt"
+    stub.mkdir()
+    for name in ("pip", "pip3"):
+        (stub / name).write_text('#!/bin/sh\necho "$0 $*" >> "$OPREF_PIP_RECORD"\nexit 1\n')
+        (stub / name).chmod(0o755)
+    [report] = [d for d in sorted(generated.glob("mnn-*/*/")) if "output-padding-ignored" in d.name]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(PATH=f"{stub}{os.pathsep}{os.environ.get('PATH', '')}", OPREF_PIP_RECORD=str(record))
+    proc = subprocess.run(
+        [str(python), "-I", str(report / "repro.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and "elements differ" in proc.stdout, proc.stdout + proc.stderr
+    assert not record.exists(), record.read_text()
+
+
 def test_a_repro_with_a_corrupted_expected_output_exits_1(generated, tmp_path):
     """onnx.reference as the runtime (it is in opref's own environment): with the runtime's own
     answer written in as the expected output the repro exits 0; with one element of it off by one,
@@ -272,3 +344,117 @@ def test_the_committed_reports_clusters_link_to_their_published_reports():
         assert all(f"`{case}`" in text for case in c["cases"]), c["id"]
     assert "[bugs/index.md](bugs/index.md)" in markdown_lines(links)[0]
     assert '<a href="bugs/index.md">' in html_paragraph(links)
+
+
+# --- what a title says of the models: the catalog decides validity, not the phrase table -------------------
+
+
+def _catalog_validity() -> dict[str, bool]:
+    """{case name: whether the spec gives the model an output} from the case catalog itself."""
+    from opref import cases as cs
+
+    return {c.name: c.reject is None for c in cs.catalog()}
+
+
+def _claims(title: str) -> tuple[bool, bool]:
+    """(says the models are valid, says they are invalid): the verdict's words, before the cause
+    (which is the runtime's or known-failures.txt's text)."""
+    verdict = title.removeprefix("# ").split(":", 1)[0]
+    says_valid = re.search(r"\b(a valid model|valid models)\b", verdict) is not None
+    says_invalid = re.search(r"\b(an invalid model|invalid models|invalid ones)\b", verdict) is not None
+    return says_valid, says_invalid
+
+
+@pytest.fixture(scope="module")
+def crashes(tmp_path_factory) -> tuple[Path, dict]:
+    """(suite, results) of three fake runtimes that crash: on a valid case and two must-reject
+    ones, on the must-reject ones only, on the valid one only."""
+    from opref import cases as cs
+    from opref import vectors as vx
+    from opref.validate import validate
+
+    suite = tmp_path_factory.mktemp("crashes") / "v"
+    vx.generate(suite, cs.catalog(only=["seed_basic", "reject_negative_pads", "reject_group_zero"]), {})
+    fake = "py:fake_runtimes:make?mode=crash"
+    runtimes = [f"{fake}&only=reject_*", f"{fake}&only=seed_*", fake]
+    return suite, validate(suite, runtimes, jobs=1, timeout=60).to_dict()
+
+
+def test_crash_titles_follow_the_catalogs_validity(crashes, tmp_path):
+    """A runtime that crashes on a valid case and on must-reject cases: the clusters' titles say
+    "valid" exactly where the catalog gives the cases an output, and call a crash on a
+    must-reject model a bug (it must reject it) without calling the model valid."""
+    suite, result = crashes
+    (tmp_path / "results.json").write_text(json.dumps(result))
+    reports = write_bug_reports(tmp_path / "results.json", tmp_path / "bugs", suite=suite)
+    valid = _catalog_validity()
+    members = {}  # runtime -> its crashed cases (one cluster each: the same crash message)
+    for rec in result["records"]:
+        if rec["verdict"] == "crashed":
+            members.setdefault(rec["runtime"], []).append(rec["case"])
+    assert sorted(r.runtime for r in reports) == sorted(members)
+    seen = set()
+    for r in reports:
+        kinds = {valid[c] for c in members[r.runtime]}
+        says_valid, says_invalid = _claims(r.title)
+        assert says_valid == (True in kinds), (r.title, members[r.runtime])
+        assert says_invalid == (False in kinds), (r.title, members[r.runtime])
+        text = (tmp_path / "bugs" / r.directory / "ISSUE.md").read_text()
+        if False in kinds:
+            assert "instead of rejecting" in r.title
+            assert "the bug is that the runtime does not reject them with an error but dies on them" in text
+        if valid[r.case]:  # a crash on a valid case: its expected shape, from the suite's output file
+            t = onnx.TensorProto()
+            t.ParseFromString((suite / "node" / r.case / "test_data_set_0" / "output_0.pb").read_bytes())
+            assert f"| expected | output of shape {list(t.dims)}, float32 |" in text
+        seen.add(frozenset(kinds))
+    # a cluster of invalid models only, one of valid ones only, one mixed
+    assert seen == {frozenset({False}), frozenset({True}), frozenset({True, False})}, seen
+
+
+def test_the_committed_titles_follow_the_catalogs_validity():
+    """Every published report's title: "valid" only where the catalog gives all or some of the
+    cluster's cases an output, "invalid" only where it makes all or some of them must-reject."""
+    data = json.loads((RESULTS / "report.json").read_text())
+    links = published_links(RESULTS, data)
+    valid = _catalog_validity()
+    assert links is not None
+    crashes_on_invalid = 0
+    for c in data["clusters"]:
+        title = (RESULTS / links.clusters[c["id"]]).read_text().splitlines()[0]
+        kinds = {valid[case] for case in c["cases"]}
+        says_valid, says_invalid = _claims(title)
+        assert says_valid == (True in kinds and c["verdict"] in ("error", "crashed", "timeout")), title
+        assert says_invalid == (False in kinds), title
+        crashes_on_invalid += c["verdict"] == "crashed" and kinds == {False}
+    assert crashes_on_invalid >= 2  # tract's panics on wrong-length attributes, MNN's SIGFPE, ...
+
+
+# --- the report links each cluster to its published bug report ------------------------------------------
+
+
+def test_the_report_links_each_cluster_to_its_bug_report_and_keeps_them(crashes, tmp_path):
+    """write_report, bugreport into OUT/bugs, write_report again (what scripts/ecosystem does):
+    the rewritten report keeps bugs/ (with its hand-kept upstream.json) and each cluster's row
+    links its ISSUE.md and repro.py, in index.md and index.html; links that resolve."""
+    from opref.report import write_report
+
+    suite, result = crashes
+    out = tmp_path / "report"
+    write_report([result], out)
+    assert "bug report" not in (out / "index.md").read_text()  # nothing published yet: no column
+    (out / "bugs").mkdir()
+    (out / "bugs" / "upstream.json").write_text("{}\n")
+    reports = write_bug_reports(out, out / "bugs", suite=suite)
+    write_report([result], out)
+    assert (out / "bugs" / "upstream.json").read_text() == "{}\n"
+    md, page = (out / "index.md").read_text(), (out / "index.html").read_text()
+    data = json.loads((out / "report.json").read_text())
+    assert len(reports) == len(data["clusters"]) == 3
+    for r in reports:
+        issue, repro = f"bugs/{r.directory}/ISSUE.md", f"bugs/{r.directory}/repro.py"
+        assert (out / issue).is_file() and (out / repro).is_file()
+        row = next(ln for ln in md.splitlines() if f"]({issue})" in ln)
+        assert f"[repro.py]({repro})" in row and "crashed" in row
+        assert f'<a href="{issue}">ISSUE.md</a>' in page and f'<a href="{repro}">repro.py</a>' in page
+    assert "[bugs/index.md](bugs/index.md)" in md and '<a href="bugs/index.md">' in page

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 
-from opref.bugreport.runners import _VERDICT_PHRASES
+from opref.bugreport.runners import verdict_phrase
 from opref.runtimes import split_interpreter
 from opref.suite import CaseData
 from opref.version import __version__
@@ -34,6 +34,13 @@ class BugReport:
     upstream_key: str
     upstream: Mapping[str, object]
     runnable: bool
+    invalid: int = 0  # how many of the cluster's cases are models the spec makes invalid
+
+    @property
+    def phrase(self) -> str:
+        """What the verdict says of the runtime, by the validity of the cluster's models."""
+        expects = ["reject"] * self.invalid + ["output"] * (self.count - self.invalid)
+        return verdict_phrase(self.verdict, expects)
 
 
 def _short_version(version: str) -> str:
@@ -78,8 +85,10 @@ def _what(cluster: dict) -> str:
     return cluster["signature"]
 
 
-def title_of(cluster: dict) -> str:
-    return f"ConvTranspose {_VERDICT_PHRASES.get(cluster['verdict'], cluster['verdict'])}: {_what(cluster)}"
+def title_of(cluster: dict, expects: Sequence[str]) -> str:
+    """The report's title: the verdict's phrase for the validity of the cluster's models
+    (``expects``: each case's ``expect``, ``output`` or ``reject``) and the cause."""
+    return f"ConvTranspose {verdict_phrase(cluster['verdict'], expects)}: {_what(cluster)}"
 
 
 # "not searched": the report is published, its tracker not yet searched (said, never implied).
@@ -125,7 +134,8 @@ def spec_text(opset: int, attributes: Sequence[str]) -> list[str]:
     return lines
 
 
-def _expected_vs_got(rec: dict) -> list[str]:
+def _expected_vs_got(rec: dict, output_shape: Sequence[int] | None = None) -> list[str]:
+    """The table of ISSUE.md; ``output_shape``: the suite's, for a result that has none (a crash)."""
     rows = [("verdict", f"`{rec['verdict']}`")]
     if rec.get("expect") == "reject":
         rows.append(("expected", "the model is refused (an error)"))
@@ -138,7 +148,8 @@ def _expected_vs_got(rec: dict) -> list[str]:
             )
         )
     else:
-        rows.append(("expected", f"output of shape {rec.get('expected_shape')}, {rec['dtype']}"))
+        shape = rec.get("expected_shape") or (list(output_shape) if output_shape else None)
+        rows.append(("expected", f"output of shape {shape}, {rec['dtype']}"))
         if rec.get("got_shape") is not None:
             rows.append(("got", f"output of shape {rec['got_shape']}, {rec.get('got_dtype')}"))
         cmp = rec.get("comparison") or {}
@@ -196,7 +207,7 @@ def issue_text(
         "## What happens",
         "",
     ]
-    what = f"{name} {_VERDICT_PHRASES.get(cluster['verdict'], cluster['verdict'])}"
+    what = f"{name} {report.phrase}"
     if cluster["diagnosis"]:
         what += f". opref's bug model that reproduces its output exactly: **{cluster['diagnosis_text']}**"
     reasons = "; ".join(f"{k} ({n})" for k, n in cluster["known_reasons"].items())
@@ -205,6 +216,16 @@ def issue_text(
         lines += [f"As opref's known-failures list describes it: {reasons}.", ""]
     if r.expect == "reject":
         lines += [f"The model is invalid: {r.reject_message}", ""]
+    if report.invalid and cluster["verdict"] in ("crashed", "timeout"):
+        valid = report.count - report.invalid
+        mix = f"{report.invalid} of the cluster's {report.count} models are" if valid else "The models are"
+        lines += [
+            f"{mix} invalid by the spec, so no output is wanted from them; the bug is that the runtime "
+            "does not reject them with an error"
+            + (" but dies on them." if cluster["verdict"] == "crashed" else " but never answers.")
+            + (f" The other {valid} are valid models." if valid else ""),
+            "",
+        ]
     if r.ambiguities:
         ids = ", ".join(r.ambiguities)
         lines += [
@@ -212,7 +233,7 @@ def issue_text(
             "documented readings (repro.py accepts any of them).",
             "",
         ]
-    lines += ["## Expected vs got", "", *_expected_vs_got(rec)]
+    lines += ["## Expected vs got", "", *_expected_vs_got(rec, r.output_shape)]
     lines += ["## Reproduce", ""]
     if runner is None:
         lines += [

@@ -8,7 +8,7 @@ import os
 import shlex
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from opref import boundary
@@ -91,18 +91,20 @@ def write_bug_reports(
         rel = directories[cluster["id"]]
         key = f"{_head(spec)}/{slug(_what(cluster))}"
         case = read_case(suite_path, manifest.records[rec["case"]])
-        runner = runner_for(spec, version)
+        runner = runner_for(spec, version, rt.get("details"))
         entry = status.get(key, {})
+        expects = [manifest.records[c].expect for c in cluster["cases"]]  # the suite's, not the results'
         report = BugReport(
             spec,
             rel,
-            title_of(cluster),
+            title_of(cluster, expects),
             cluster["verdict"],
             cluster["count"],
             rec["case"],
             key,
             entry,
             runner is not None,
+            expects.count("reject"),
         )
         target = out / rel
         target.mkdir(parents=True, exist_ok=True)
@@ -149,10 +151,11 @@ def report_link(bugs_dir: str | os.PathLike, report_dir: str | os.PathLike) -> s
 @dataclass(frozen=True)
 class Links:
     """What a report shows of the published bug reports: the index, and each cluster's ISSUE.md
-    (relative to the report's directory; only those that exist)."""
+    and repro.py (relative to the report's directory; only those that exist)."""
 
     index: str
     clusters: Mapping[int, str]
+    repros: Mapping[int, str] = field(default_factory=dict)
 
 
 def published_links(report_dir: str | os.PathLike, data: Mapping) -> Links | None:
@@ -168,7 +171,33 @@ def published_links(report_dir: str | os.PathLike, data: Mapping) -> Links | Non
         for cid, rel in dirs.items()
         if (bugs / rel / "ISSUE.md").exists()
     }
-    return Links(index, issues)
+    repros = {
+        cid: f"{BUGS_DIRECTORY}/{rel}/repro.py"
+        for cid, rel in dirs.items()
+        if (bugs / rel / "repro.py").exists()
+    }
+    return Links(index, issues, repros)
+
+
+def markdown_cell(links: Links | None, cluster_id: int) -> str:
+    """A cluster's row in index.md: links to its ISSUE.md and repro.py ('' without a report)."""
+    if links is None or cluster_id not in links.clusters:
+        return ""
+    cell = f"[ISSUE.md]({links.clusters[cluster_id]})"
+    if cluster_id in links.repros:
+        cell += f" · [repro.py]({links.repros[cluster_id]})"
+    return cell
+
+
+def html_cell(links: Links | None, cluster_id: int) -> str:
+    """index.html's counterpart of :func:`markdown_cell` (a whole ``<td>``)."""
+    if links is None or cluster_id not in links.clusters:
+        return "<td></td>"
+    parts = [(links.clusters[cluster_id], "ISSUE.md")]
+    if cluster_id in links.repros:
+        parts.append((links.repros[cluster_id], "repro.py"))
+    anchors = " · ".join(f'<a href="{html.escape(href, quote=True)}">{name}</a>' for href, name in parts)
+    return f"<td>{anchors}</td>"
 
 
 def markdown_lines(links: Links | None) -> list[str]:

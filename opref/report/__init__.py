@@ -7,6 +7,7 @@ gates on (report.json, junit.xml); one module per output, the shared vocabulary 
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,9 +32,16 @@ def write_report(
     the clusters' heatmaps/ into ``out``, replacing a report opref wrote there whole
     (:mod:`opref.outdir`). ``roots``: the directories the results were read from (see
     :func:`aggregate`). Whatever the records hold, a report is written; records it cannot
-    show as they are get a note."""
+    show as they are get a note.
+
+    Bug reports published beside the report (``opref bugreport OUT --out OUT/bugs``) are kept
+    when the report is rewritten, and each failure cluster that has one links to it."""
+    from opref.bugreport.publish import BUGS_DIRECTORY, published_links  # the floor above's: no circle
+
     out = Path(out)
     with staged(out, "report") as stage:
+        if (out / BUGS_DIRECTORY).is_dir() and not (out / BUGS_DIRECTORY).is_symlink():
+            shutil.copytree(out / BUGS_DIRECTORY, stage / BUGS_DIRECTORY, symlinks=True)
         report = aggregate(results, out, roots)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # matplotlib's layout notes are not the user's business
@@ -45,8 +53,9 @@ def write_report(
             heatmaps(report, stage)
         (stage / "report.json").write_text(dumps(report.data), encoding="utf-8")
         (stage / "junit.xml").write_bytes(junit(report))
-        (stage / "index.md").write_text(markdown(report), encoding="utf-8")
-        (stage / "index.html").write_text(page(report, stage), encoding="utf-8")
+        links = published_links(stage, report.data)
+        (stage / "index.md").write_text(markdown(report, links), encoding="utf-8")
+        (stage / "index.html").write_text(page(report, stage, links), encoding="utf-8")
     return report
 
 

@@ -125,13 +125,16 @@ def _summary(d: dict) -> str:
     return _table(["runtime", "version", *shown], rows, "matrix")
 
 
-def _clusters(d: dict, out: Path | None) -> str:
+def _clusters(d: dict, out: Path | None, links=None) -> str:
+    from opref.bugreport.publish import html_cell, html_paragraph  # the floor above's: no circle
+
     cl = d.get("clusters", [])
     if not cl:
         return "<p>No normative failures.</p>"
     parts = [
         f"<p>{len(d['failures'])} normative failures in {len(cl)} clusters (runtime, verdict, diagnosis "
-        "or message signature); the representative is the smallest case.</p>"
+        "or message signature); the representative is the smallest case.</p>",
+        html_paragraph(links),
     ]
     rows = []
     for c in cl:
@@ -149,11 +152,12 @@ def _clusters(d: dict, out: Path | None) -> str:
                 _td(", ".join(c["shared"])),
                 f"<td><code>{_e(c['representative'])}</code>{heat}</td>",
                 f"<td><code>{_e(c['reproduce'])}</code></td>",
+                *([html_cell(links, c["id"])] if links is not None else []),
             ]
         )
     parts.append(
         _table(
-            list(CLUSTER_COLUMNS),
+            [*CLUSTER_COLUMNS, *(["bug report"] if links is not None else [])],
             rows,
             "clusters",
         )
@@ -257,8 +261,9 @@ def _notes(d: dict) -> str:
     return f'<h2>Records not shown as they were</h2><ul class="notes">{items}{more}</ul>'
 
 
-def page(report, out: str | Path | None = None) -> str:
-    """The HTML text of report/index.html (``out``: the report directory, for the heatmaps)."""
+def page(report, out: str | Path | None = None, links=None) -> str:
+    """The HTML text of report/index.html (``out``: the report directory, for the heatmaps;
+    ``links``: the bug reports published beside it, see opref.report.markdown.cluster_lines)."""
     d = report.data
     out = Path(out) if out is not None else None
     srcs = ", ".join(f"{s['suite']} ({s['started']})" for s in d["sources"])
@@ -277,7 +282,7 @@ def page(report, out: str | Path | None = None) -> str:
             "<h2>Summary</h2>",
             _summary(d),
             "<h2>Failure clusters</h2>",
-            _clusters(d, out),
+            _clusters(d, out, links),
             "<h2>Ambiguities: which reading each runtime follows</h2>",
             _ambiguities(d),
             "<h2>Where the runtimes disagree</h2>",

@@ -304,14 +304,14 @@ def _machine(d: dict) -> list[str]:
     return lines
 
 
-def markdown(report: Report) -> str:
-    """index.md, section by section."""
+def markdown(report: Report, links=None) -> str:
+    """index.md, section by section (``links``: see :func:`cluster_lines`)."""
     d = report.data
     sections = (
         _head(d),
         _summary(d),
         variant_markdown(d),
-        cluster_lines(d),
+        cluster_lines(d, links),
         _failures(d),
         error_stat_lines(d),
         _ambiguities(d),
@@ -335,8 +335,12 @@ def _first_difference(f: dict) -> str:
 # --- JUnit --------------------------------------------------------------------------------
 
 
-def cluster_lines(d: dict) -> list[str]:
-    """index.md's failure clusters: one row per root cause as far as opref can tell."""
+def cluster_lines(d: dict, links=None) -> list[str]:
+    """index.md's failure clusters: one row per root cause as far as opref can tell; with
+    ``links`` (the bug reports published beside the report: opref.bugreport's ``Links``), each
+    row links its cluster's ISSUE.md and repro.py."""
+    from opref.bugreport.publish import markdown_cell, markdown_lines  # the floor above's: no circle
+
     cl = d.get("clusters", [])
     lines = ["## Failure clusters", ""]
     if not cl:
@@ -346,6 +350,7 @@ def cluster_lines(d: dict) -> list[str]:
         "diagnosis (the bug models of opref/diagnose.py that reproduce the output) or, without one, "
         "the message with its numbers blanked. The representative is the cluster's smallest case.",
         "",
+        *markdown_lines(links),
     ]
     rows = []
     for c in cl:
@@ -363,9 +368,10 @@ def cluster_lines(d: dict) -> list[str]:
                 ", ".join(c["shared"]),
                 Md(f"{_code(c['representative'])}{heat}"),
                 _code(c["reproduce"]),
+                *([Md(markdown_cell(links, c["id"]))] if links is not None else []),
             ]
         )
-    lines += _table(CLUSTER_COLUMNS, rows)
+    lines += _table([*CLUSTER_COLUMNS, *(["bug report"] if links is not None else [])], rows)
     return lines
 
 

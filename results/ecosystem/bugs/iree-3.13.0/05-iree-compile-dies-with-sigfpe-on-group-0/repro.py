@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ConvTranspose crashes on a valid model: iree-compile dies with SIGFPE on group 0
+"""ConvTranspose crashes on an invalid model instead of rejecting it: iree-compile dies with SIGFPE on group 0
 
 Runtime: iree 3.13.0 (opref runtime spec `iree@.venvs/iree/bin/python`). Needs only: numpy, onnx, iree-base-compiler[onnx]==3.13.0 iree-base-runtime==3.13.0
 Run: python repro.py -- exit status 1 while the bug is present, 0 once it is fixed.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ConvTranspose crashes on a valid model: panics (abort) on wrong-length pads/strides/output_padding/output_shape, group 0, a negative computed output
+"""ConvTranspose crashes on an invalid model instead of rejecting it: panics (abort) on wrong-length pads/strides/output_padding/output_shape, group 0, a negative computed output
 
 Runtime: tract 0.23.9 (opref runtime spec `tract@.venvs/tract/bin/python`). Needs only: numpy, onnx, tract==0.23.9
 Run: python repro.py -- exit status 1 while the bug is present, 0 once it is fixed.
