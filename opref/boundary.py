@@ -419,8 +419,45 @@ def _who(rec: object) -> str:
     return f" ({' / '.join(names)})" if names else ""
 
 
+def _is_report(data: object) -> bool:
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("schema"), int)
+        and isinstance(data.get("failures"), list)
+        and isinstance(data.get("sources"), list)
+    )
+
+
+def _results_of_report(data: dict) -> dict:
+    """A report.json's content as the results it was written from. What is unexpected is read
+    conservatively: every failure row not marked known (the report's aggregate also requires the
+    record itself to name the line that covers it)."""
+    sources = [s for s in data["sources"] if isinstance(s, dict)]
+    one = sources[0] if len(sources) == 1 else {}
+    return {
+        "records": data.get("records"),
+        "runtimes": data.get("runtimes"),
+        "unexpected": [
+            {"runtime": f.get("runtime"), "case": f.get("case"), "verdict": f.get("verdict")}
+            for f in data["failures"]
+            if isinstance(f, dict) and f.get("unexpected") is not False
+        ],
+        "complete": bool(sources) and all(s.get("complete") is True for s in sources),
+        "suite": one.get("suite", ""),
+        "started": one.get("started", ""),
+        "seconds": one.get("seconds", 0.0),
+        **{
+            k: data[k]
+            for k in ("machine", "suite_problems", "case_problems", "stale_expectations", "allow_unavailable")
+            if k in data
+        },
+        "read_notes": data.get("read_notes", []),
+    }
+
+
 def read_results(path: str | os.PathLike) -> Results:
-    """A results.json (or the directory holding one) read back for a report.
+    """A results.json (or the directory holding one; or a report's directory or report.json,
+    read as the results it was written from) read back for a report.
 
     The file as a whole must be opref's validation results (BoundaryError, one line, if not); a
     record that is not what opref writes is left out with a note saying why, and the rest is
@@ -428,7 +465,10 @@ def read_results(path: str | os.PathLike) -> Results:
     to saved tensors are confined to the results directory (regular files, no links)."""
     p = Path(path)
     if p.is_dir():
-        p = p / "results.json"
+        # A published report's directory (report.json, no results.json) is read back too: a
+        # report can be rewritten by a newer opref, or diffed, without the run's raw file.
+        report = p / "report.json"
+        p = report if report.is_file() and not (p / "results.json").exists() else p / "results.json"
     try:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -444,6 +484,8 @@ def read_results(path: str | os.PathLike) -> Results:
     finally:
         os.close(fd)
     data = load_json(raw, str(p), max_bytes=MAX_RESULTS_BYTES)
+    if _is_report(data):
+        data = _results_of_report(data)
     if isinstance(data, dict) and data.get("generator") == "opref" and "cases" in data:
         raise BoundaryError(f"{p}: a suite manifest, not validation results (run opref validate first)")
     if (

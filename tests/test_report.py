@@ -176,3 +176,20 @@ def test_a_results_file_without_its_unexpected_list_does_not_turn_failures_green
     rest = [u for u in results["unexpected"] if (u["runtime"], u["case"]) != pair]
     data = aggregate([{**results, "records": records, "unexpected": rest}]).data
     assert data["unexpected_count"] == len(failing) - 1
+
+
+def test_a_published_report_directory_reads_back_as_the_results_it_was_written_from(results, tmp_path):
+    from opref.boundary import read_results
+
+    write_report([results], tmp_path / "published")
+    assert not (tmp_path / "published" / "results.json").exists()
+    again = aggregate([read_results(tmp_path / "published").data]).data
+    first = aggregate([results]).data
+    failing = sum(Verdict(r["verdict"]) in NORMATIVE_FAILURES for r in results["records"])
+    assert again["matrix"] == first["matrix"] and again["unexpected_count"] == failing
+    # Marking every failure row known in report.json does not make the records known.
+    data = json.loads((tmp_path / "published" / "report.json").read_text())
+    data["failures"] = [{**f, "unexpected": False} for f in data["failures"]]
+    (tmp_path / "edited").mkdir()
+    (tmp_path / "edited" / "report.json").write_text(json.dumps(data))
+    assert aggregate([read_results(tmp_path / "edited").data]).data["unexpected_count"] == failing
