@@ -25,6 +25,7 @@ import json
 import math
 import os
 import re
+import shlex
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -428,7 +429,22 @@ def _is_report(data: object) -> bool:
     )
 
 
-def _results_of_report(data: dict) -> dict:
+def suite_of_reproduce(records: object, where: Path) -> Path | None:
+    """The suite a report's records were validated on, from their reproduce commands (written
+    relative to the report's directory ``where``); None when no record names one."""
+    for rec in records if isinstance(records, list) else []:
+        command = rec.get("reproduce") if isinstance(rec, dict) else None
+        try:
+            words = shlex.split(command) if isinstance(command, str) else []
+        except ValueError:
+            continue
+        if len(words) > 2 and words[:2] == ["opref", "validate"]:
+            suite = Path(words[2])
+            return suite if suite.is_absolute() else Path(os.path.normpath(where.absolute() / suite))
+    return None
+
+
+def _results_of_report(data: dict, where: Path) -> dict:
     """A report.json's content as the results it was written from. What is unexpected is read
     conservatively: every failure row not marked known (the report's aggregate also requires the
     record itself to name the line that covers it)."""
@@ -444,6 +460,7 @@ def _results_of_report(data: dict) -> dict:
         ],
         "complete": bool(sources) and all(s.get("complete") is True for s in sources),
         "suite": one.get("suite", ""),
+        "suite_path": str(suite_of_reproduce(data.get("records"), where) or ""),
         "started": one.get("started", ""),
         "seconds": one.get("seconds", 0.0),
         **{
@@ -485,7 +502,7 @@ def read_results(path: str | os.PathLike) -> Results:
         os.close(fd)
     data = load_json(raw, str(p), max_bytes=MAX_RESULTS_BYTES)
     if _is_report(data):
-        data = _results_of_report(data)
+        data = _results_of_report(data, p.parent)
     if isinstance(data, dict) and data.get("generator") == "opref" and "cases" in data:
         raise BoundaryError(f"{p}: a suite manifest, not validation results (run opref validate first)")
     if (

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import os
-import shlex
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,11 +51,8 @@ def read_results(path: str | os.PathLike) -> tuple[dict, Path]:
 
 def _suite_of(data: dict, where: Path) -> Path:
     """The suite the results were validated on: where the reproduce commands point."""
-    for rec in data["records"]:
-        words = shlex.split(rec["reproduce"])
-        if len(words) > 2 and words[:2] == ["opref", "validate"]:
-            suite = Path(words[2])
-            return suite if suite.is_absolute() else where / suite
+    if (suite := boundary.suite_of_reproduce(data["records"], where)) is not None:
+        return suite
     raise ValueError("the results name no suite; pass suite=")
 
 
