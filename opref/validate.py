@@ -288,13 +288,13 @@ def _run_runtime(
     whatever fails on the way; only Ctrl-C leaves names without one."""
     pending = dict.fromkeys(names)
     why = "no answer came back"
+    failing = unexpected = 0  # so far, for the progress line
     try:
         for done, (name, job, answer) in enumerate(pool.run(names, prepare), 1):
             if name not in pending:
                 continue  # not ours, or answered twice: never a second record
             del pending[name]
-            if progress:
-                progress(spec, done, len(names))
+            before = (len(result.records), len(result.unexpected))
             try:
                 rec = records[name]
                 _take(result, entry, rec, job, answer, spec, info, suite, expected, used, save, max_memory)
@@ -302,6 +302,11 @@ def _run_runtime(
                 why = f"opref failed recording it: {type(exc).__name__}: {exc}"
                 _take(result, entry, records[name], None, _Lost(why), spec, info, suite, expected, used)
             del job, answer  # hold no case while waiting for the next one
+            if progress:
+                new = result.records[before[0] :]
+                failing += sum(Verdict(r["verdict"]) in NORMATIVE_FAILURES for r in new)
+                unexpected += len(result.unexpected) - before[1]
+                progress(spec, done, len(names), failing, unexpected)
     except Exception as exc:  # the pool itself failed: what it had not answered is lost, with why
         why = f"opref's worker pool failed: {type(exc).__name__}: {exc}"
     for name in pending:
@@ -324,7 +329,7 @@ def validate(
     start_timeout: float = DEFAULT_START_TIMEOUT,
     expected: Sequence[Expectation] = (),
     allow_unavailable: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[str, int, int, int, int], None] | None = None,
     save_tensors: str = "none",
     tensors_dir: str | os.PathLike | None = None,
     variants: Sequence[str] | None = None,
@@ -339,6 +344,9 @@ def validate(
     ``max_memory`` bounds the working memory of each reference computation (see
     :func:`opref.conv_transpose`); a case that cannot be judged within it is a case problem
     that says so.
+
+    ``progress`` is called after each judged case with (runtime spec, cases done, cases
+    selected, normative failures so far, unexpected ones so far); see :mod:`opref.progress`.
 
     Ctrl-C stops the run: the result then holds what finished and ``complete`` is False.
     """

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="V,V,...",
         help=f"model variants of each case (default all: {','.join(VARIANTS)})",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("validate", help="run runtimes over a suite and give each case a verdict")
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="working memory of each reference computation, e.g. 512M or 2G (default: a quarter of"
         " this machine's memory); a larger layer is computed in chunks",
     )
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("verify", help="check a suite's files and records (and recompute its outputs)")
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=positive_seconds, default=20.0, help="seconds per case")
     p.add_argument("--baseline", metavar="RESULTS", help="a results.json: mark failures it already shows")
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_fuzz)
     return parser
 

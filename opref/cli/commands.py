@@ -13,7 +13,8 @@ from opref.escape import visible
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from opref.cases import catalog
-    from opref.vectors import generate, progress_bar
+    from opref.progress import Progress
+    from opref.vectors import generate
 
     try:
         cases = catalog(
@@ -40,15 +41,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "variants": args.variants,
     }
-    show = progress_bar if sys.stderr.isatty() and not args.quiet else None
+    shown = None if args.quiet else Progress()
+    tick = shown and (lambda done, total: shown("generate", done, total))
     try:
-        summary = generate(args.out, cases, parameters, progress=show)
+        summary = generate(args.out, cases, parameters, progress=tick)
     except ValueError as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"opref: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    finally:
+        if shown:
+            shown.close()
     print(summary.line())
     return 0
 
@@ -62,6 +67,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from opref.expectations import read_expected
     from opref.outdir import check as check_out
     from opref.outdir import staged
+    from opref.progress import Progress
     from opref.reaper import adopt_orphans
     from opref.runtimes import RuntimeSpecError, check
     from opref.validate import Validation, summary_lines, validate
@@ -79,6 +85,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
     adopt_orphans()  # what a dead worker's runtime left running comes back to us, and is ended
+    shown = None if args.quiet else Progress()
     try:
         with staged(out, "validate") as stage:
             # Until this run finishes, the staging results.json says so.
@@ -97,6 +104,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 save_tensors=args.save_tensors,
                 tensors_dir=stage,
                 max_memory=args.max_memory,
+                progress=shown,
             )
             if result.tensors_root:
                 result.tensors_root = str(out)  # where the tensors are once the staging is swapped in
@@ -104,6 +112,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except (OSError, ValueError, RuntimeSpecError, SuiteError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if shown:
+            shown.close()
     path = out / "results.json"
     for line in summary_lines(result):
         print(visible(line))
@@ -177,8 +188,10 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
     from opref.fuzz import DTYPE_ORDER, OPSET_ORDER, FuzzSettings, fuzz
     from opref.outdir import check as check_out
+    from opref.progress import Progress
     from opref.reaper import adopt_orphans
     from opref.runtimes import RuntimeSpecError, check
+    from opref.verdicts import NORMATIVE_FAILURES, Verdict
 
     try:
         out = check_out(args.out, "fuzz")
@@ -199,10 +212,12 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
 
+    shown = None if args.quiet else Progress(unit="examples")
+
     def show(r) -> None:
-        if sys.stderr.isatty() and r.runtime_calls % 25 == 0:
-            sys.stderr.write(f"\r{r.spec}: {r.runtime_calls} examples, {dict(sorted(r.verdicts.items()))}")
-            sys.stderr.flush()
+        if shown:
+            failing = sum(n for v, n in r.verdicts.items() if Verdict(v) in NORMATIVE_FAILURES)
+            shown(r.spec, r.runtime_calls, options.examples, failing)
 
     adopt_orphans()
     try:
@@ -210,8 +225,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    finally:
+        if shown:
+            shown.close()
     print(visible((out / "summary.md").read_text(encoding="utf-8")), end="")
     print(f"fuzz results: {out / 'fuzz.json'}")
     return run.exit_code
