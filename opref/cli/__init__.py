@@ -9,7 +9,15 @@ from collections.abc import Sequence
 from opref import limits
 from opref.cases import VARIANTS
 from opref.cli.args import count, ints, join_negative_lists, memory, positive_seconds, shard
-from opref.cli.commands import cmd_bugreport, cmd_fuzz, cmd_generate, cmd_report, cmd_validate, cmd_verify
+from opref.cli.commands import (
+    cmd_bugreport,
+    cmd_diff,
+    cmd_fuzz,
+    cmd_generate,
+    cmd_report,
+    cmd_validate,
+    cmd_verify,
+)
 from opref.cli.explain import add_attribute_options, cmd_explain
 from opref.errors import SpecError
 from opref.version import __version__
@@ -85,9 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--jobs", type=count(1, limits.MAX_JOBS), default=1, help="worker processes per runtime")
     p.add_argument("--shard", type=shard, help="run only shard i of n, e.g. 2/4")
-    p.add_argument(
-        "--timeout", type=positive_seconds, default=60.0, help="seconds per case before 'timeout'"
-    )
+    p.add_argument("--timeout", type=positive_seconds, default=60.0, help="seconds per case before 'timeout'")
     p.add_argument(
         "--start-timeout",
         type=positive_seconds,
@@ -141,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict-expected", action="store_true", help="stale known-failures lines fail too")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("diff", help="compare two validation runs: newly failing, newly passing, changed")
+    p.add_argument("old", help="the earlier results (a results directory or results.json)")
+    p.add_argument("new", help="the later results")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of Markdown")
+    p.add_argument("--out", help="also write diff.md and diff.json into this directory")
+    p.set_defaults(func=cmd_diff)
+
     p = sub.add_parser("bugreport", help="one upstream bug report (ISSUE.md + repro.py) per failure cluster")
     p.add_argument("results", help="a results directory (report.json or results.json) or one of those files")
     p.add_argument("--out", required=True, help="the directory for <runtime>/<nn>-<slug>/ and index.md")
@@ -190,4 +203,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("opref: interrupted", file=sys.stderr)
         return 130
-

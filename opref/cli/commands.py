@@ -58,8 +58,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -153,6 +151,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0 if args.exit_zero else code
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from opref.outdir import check as check_out
+    from opref.outdir import staged
+    from opref.report import load_results
+    from opref.report.diff import diff, diff_markdown, summary_line
+    from opref.validate import dumps
+
+    try:
+        if args.out:
+            check_out(args.out, "diff")
+        d = diff(load_results([args.old]), load_results([args.new]))
+        text = dumps(d) if args.json else diff_markdown(d)
+        if args.out:
+            with staged(args.out, "diff") as stage:
+                (stage / "diff.md").write_text(diff_markdown(d), encoding="utf-8")
+                (stage / "diff.json").write_text(dumps(d), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        print(visible(f"opref: error: {exc}"), file=sys.stderr)
+        return 2
+    print(visible(text), end="" if text.endswith("\n") else "\n")
+    if not args.json:
+        print(visible(summary_line(d)), file=sys.stderr)
+    return d["exit_code"]
+
+
 def cmd_bugreport(args: argparse.Namespace) -> int:
     from opref.bugreport import write_bug_reports
     from opref.codec import SuiteError
@@ -231,5 +254,3 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     print(visible((out / "summary.md").read_text(encoding="utf-8")), end="")
     print(f"fuzz results: {out / 'fuzz.json'}")
     return run.exit_code
-
-
