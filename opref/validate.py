@@ -25,7 +25,7 @@ from opref import limits
 from opref.codec import SuiteError
 from opref.dtypes import DTYPES
 from opref.escape import visible
-from opref.expectations import Expectation, expectation_for, stale
+from opref.expectations import NO_RUNTIME, NOW_PASSES, Expectation, expectation_for, stale_lines
 from opref.judge import Judgement, judge
 from opref.pool import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, Job, Pool
 from opref.protocol import Request
@@ -410,7 +410,12 @@ def validate(
     result.complete = not result.missing and not result.interrupted
     ran = [rt["spec"] for rt in result.runtimes if rt["available"]]
     result.stale_expectations = (
-        [{**asdict(e), "key": e.key} for e in stale(expected, used, ran, names)] if result.complete else []
+        [
+            {**asdict(e), "key": e.key, "why": why}
+            for e, why in stale_lines(expected, used, ran, names, [*checked.records, *checked.case_problems])
+        ]
+        if result.complete
+        else []
     )
     result.records.sort(key=lambda r: (r["runtime"], r["case"]))
     result.seconds = time.perf_counter() - t0
@@ -452,6 +457,27 @@ def selection_line(result: Validation) -> str:
     return f"{pairs} pairs selected ({result.selected} cases x {len(specs)} runtimes): " + ", ".join(parts)
 
 
+def stale_expectation_lines(stale: Sequence[dict]) -> list[str]:
+    """The stale known-failures lines in words: one line each, except the lines about runtimes
+    this run did not validate, which share one line (a file shared by several runs has many)."""
+    lines = []
+    elsewhere = [e for e in stale if e.get("why") == NO_RUNTIME]
+    for e in stale:
+        if e.get("why") == NO_RUNTIME:
+            continue
+        why = e.get("why") or NOW_PASSES
+        what = "remove the line" if why == NOW_PASSES else "mend or remove the line"
+        lines.append(f"STALE expectation (line {e.get('line', '?')}): '{e.get('key', '')}' {why} - {what}")
+    if elsewhere:
+        numbers = ", ".join(str(e.get("line", "?")) for e in elsewhere[:20])
+        more = f" and {len(elsewhere) - 20} more" if len(elsewhere) > 20 else ""
+        lines.append(
+            f"STALE expectations: {len(elsewhere)} lines match no runtime of this run (lines "
+            f"{numbers}{more}): a misspelt runtime, or lines for runtimes not validated here"
+        )
+    return lines
+
+
 def summary_lines(result: Validation) -> list[str]:
     """A short human summary: per runtime the verdict counts, then what needs a look; no
     terminal control sequence from a runtime's text survives in it."""
@@ -473,8 +499,7 @@ def summary_lines(result: Validation) -> list[str]:
         lines.append(f"UNEXPECTED {u['verdict']}: {u['runtime']} {u['case']}")
     if len(result.unexpected) > 20:
         lines.append(f"... and {len(result.unexpected) - 20} more unexpected failures")
-    for e in result.stale_expectations:
-        lines.append(f"STALE expectation (line {e['line']}): '{e['key']}' now passes - remove the line")
+    lines += stale_expectation_lines(result.stale_expectations)
     if result.selected == 0:
         lines.append("0 cases selected: nothing was validated (check --only / --shard)")
     lines.append(selection_line(result))

@@ -185,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=positive_seconds, default=20.0, help="seconds per case")
     p.add_argument("--baseline", metavar="RESULTS", help="a results.json: mark failures it already shows")
+    p.add_argument(
+        "--expected",
+        help="known failures ('runtime case-glob verdict # reason'; fuzz cases are fuzz_<runtime>_NNN): "
+        "a failure whose replay a line lists does not fail the run",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_fuzz)
     return parser

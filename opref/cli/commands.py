@@ -129,6 +129,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from opref.outdir import check as check_out
     from opref.report import load_results, write_report
+    from opref.validate import stale_expectation_lines
 
     try:
         check_out(args.out, "report")
@@ -143,8 +144,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(visible(f"report: {args.out}/index.md ({counts})"))
     if d["notes"]:
         print(visible(f"{len(d['notes'])} records could not be reported as they are; index.md lists them"))
-    for e in d["stale_expectations"]:
-        print(visible(f"STALE expectation (line {e['line']}): '{e['key']}' now passes - remove it"))
+    for line in stale_expectation_lines(d["stale_expectations"]):
+        print(visible(line))
     code = d["exit_code"]
     if code == 0 and args.strict_expected and d["stale_expectations"]:
         code = 1
@@ -209,6 +210,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from opref.expectations import read_expected
     from opref.fuzz import DTYPE_ORDER, OPSET_ORDER, FuzzSettings, fuzz
     from opref.outdir import check as check_out
     from opref.progress import Progress
@@ -221,6 +223,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         for spec in args.runtime:
             check(spec)
         baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+        expected = read_expected(args.expected) if args.expected else None
     except (OSError, ValueError, RuntimeSpecError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
@@ -244,7 +247,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
     adopt_orphans()
     try:
-        run = fuzz(args.runtime, out, options, baseline=baseline, progress=show)
+        run = fuzz(args.runtime, out, options, baseline=baseline, progress=show, expected=expected)
     except (OSError, ValueError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2

@@ -116,7 +116,7 @@ def aggregate(
             for r in results
         ],
         "allow_unavailable": all(r.get("allow_unavailable", False) for r in results) if results else False,
-        "stale_expectations": [e for r in results for e in r.get("stale_expectations", [])],
+        "stale_expectations": merged_stale(results),
         "machine": results[0]["machine"] if results else {},
         "runtimes": list(runtimes.values()),
         "matrix": matrix,
@@ -193,6 +193,21 @@ def variant_views(records: Sequence[dict]) -> dict:
         "variant_ambiguities": ambiguities,
     }
 
+
+def merged_stale(results: Sequence[dict]) -> list[dict]:
+    """The known-failures lines stale in every input (runs over different runtimes with one file:
+    a line about the runtime of one run names no runtime of the other, and is not stale), each
+    with its most telling reason."""
+    rank = {"now passes": 0, "matches no case of the suite": 1, "matches no runtime of this run": 2}
+    seen: dict[tuple, list[dict]] = defaultdict(list)
+    for res in results:
+        for e in res.get("stale_expectations", []):
+            seen[(e.get("line"), e.get("key"))].append(e)
+    return [
+        min(entries, key=lambda e: rank.get(e.get("why") or "now passes", 0))
+        for entries in seen.values()
+        if len(entries) == len(results)
+    ]
 
 
 def _build_matrix(records: list[dict], specs: list[str]) -> dict:

@@ -119,9 +119,10 @@ def _head(d: dict) -> list[str]:
             "",
         ]
     if d["stale_expectations"]:
-        lines += ["## Known failures that no longer fail (remove these lines)", ""]
+        lines += ["## Stale known-failures lines (remove or mend them)", ""]
         lines += [
-            f"- line {_text(e['line'])}: {_code(e['key'])} now passes - {_text(e['reason'])}"
+            f"- line {_text(e['line'])}: {_code(e['key'])} {_text(e.get('why') or 'now passes')}"
+            f" - {_text(e['reason'])}"
             for e in d["stale_expectations"]
         ]
         lines.append("")
@@ -323,7 +324,6 @@ def markdown(report: Report) -> str:
         _machine(d),
     )
     return "\n".join(line for section in sections for line in section)
-
 
 
 def _first_difference(f: dict) -> str:
