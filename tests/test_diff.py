@@ -1,4 +1,4 @@
-"""opref diff OLD NEW (opref/report/diff.py).
+"""opref diff OLD NEW (opref/report/diff.py), and report refusing to merge two runs of one runtime.
 
 The two runs are real validations: a right runtime and one with a known bug (the fake
 runtimes' shift-pad), so which cases newly fail is what shift-pad does to the suite's cases,
@@ -94,3 +94,13 @@ def test_cli_markdown_json_and_exit_status(runs, tmp_path):
     assert (tmp_path / "d/diff.md").read_text().startswith("# opref diff")
     missing = opref("diff", str(runs / "nothing"), str(runs / "good"))
     assert missing.returncode == 2 and "cannot read validation results" in missing.stderr
+
+
+def test_report_refuses_two_runs_of_one_runtime_instead_of_dropping_one(runs, tmp_path):
+    run = opref("report", str(runs / "good"), str(runs / "both"), "--out", str(tmp_path / "r"))
+    assert run.returncode == 2 and "opref diff" in run.stderr and GOOD in run.stderr, run.stderr
+    # different runtimes (or shards) still merge
+    ok = opref("report", str(runs / "good"), str(runs / "bad"), "--out", str(tmp_path / "r2"), "--exit-zero")
+    assert ok.returncode == 0, ok.stderr
+    held = [len(json.loads((runs / n / "results.json").read_text())["records"]) for n in ("good", "bad")]
+    assert len(json.loads((tmp_path / "r2/report.json").read_text())["records"]) == sum(held)
