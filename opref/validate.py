@@ -500,10 +500,11 @@ def summary_lines(result: Validation) -> list[str]:
     if len(result.unexpected) > 20:
         lines.append(f"... and {len(result.unexpected) - 20} more unexpected failures")
     lines += stale_expectation_lines(result.stale_expectations)
-    if result.selected == 0:
-        lines.append("0 cases selected: nothing was validated (check --only / --shard)")
     lines.append(selection_line(result))
-    lines.append(f"{len(result.unexpected)} unexpected normative failures; {result.seconds:.1f} s")
+    if result.selected == 0:  # exit 1: "0 unexpected failures" would read as a pass
+        lines.append("0 cases selected: nothing was validated (check --only / --shard / --variant)")
+    else:
+        lines.append(f"{len(result.unexpected)} unexpected normative failures; {result.seconds:.1f} s")
     if result.interrupted:
         lines.append("INTERRUPTED: the results hold only what finished")
     if result.missing:

@@ -10,6 +10,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from opref import cases as cs
@@ -307,3 +308,6 @@ def test_verify_recompute_finds_a_wrong_expected_output(tmp_path):
         run.returncode == 1
         and "seed_stride2: output_0.pb differs from the recomputed output in 1 elements" in run.stdout
     )
+    # the index of the first difference in plain ints (flat 3 of Y's shape), no numpy reprs
+    first = [int(i) for i in np.unravel_index(3, y.shape)]
+    assert f"first at {first}: file {float(y.flat[3])!r}" in run.stdout and "np." not in run.stdout

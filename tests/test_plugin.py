@@ -78,7 +78,7 @@ def test_a_bad_runtime_or_a_missing_expected_file_is_one_usage_error(env, tmp_pa
     args = ["--pyargs", "opref.conformance", "-p", "no:cacheprovider", "--opref-vectors", str(suite)]
     typo = env.runpytest_subprocess(*args, "--opref-runtime", "ort:cpux")
     assert typo.ret == pytest.ExitCode.USAGE_ERROR
-    typo.stderr.fnmatch_lines(["*--opref-runtime*ort:cpux*"])
+    typo.stderr.fnmatch_lines(["*--opref-runtime*did you mean ort:cpu?*"])
     assert "passed" not in typo.stdout.str() and "failed" not in typo.stdout.str()
     missing = env.runpytest_subprocess(*args, "--opref-expected", str(tmp_path / "missing.txt"))
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
