@@ -363,3 +363,22 @@ def test_validate_usage_errors_say_what_is_wrong(tmp_path):
     nothing = run("validate", str(tmp_path / "v"), "--only", "nomatch*", "--out", str(tmp_path / "r2"))
     assert nothing.returncode == 1 and "0 cases selected" in nothing.stdout
     assert "unexpected normative failures" not in nothing.stdout, nothing.stdout
+
+
+def test_out_pointing_at_the_suite_is_refused_and_the_suite_untouched(tmp_path):
+    from opref import cases as cs
+    from opref import vectors as vx
+
+    suite = tmp_path / "v"
+    vx.generate(suite, cs.catalog(only=["seed_basic"]), {})
+    before = sorted(p.relative_to(suite) for p in suite.rglob("*"))
+    assert run("validate", str(suite), "--out", str(tmp_path / "r")).returncode == 0
+    for args in (
+        ["validate", str(suite), "--out", str(suite)],
+        ["validate", str(suite), "--out", str(suite / "node")],
+        ["report", str(tmp_path / "r"), "--out", str(suite)],
+        ["diff", str(tmp_path / "r"), str(tmp_path / "r"), "--out", str(suite)],
+    ):
+        done = run(*args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (args, done.stderr)
+    assert sorted(p.relative_to(suite) for p in suite.rglob("*")) == before

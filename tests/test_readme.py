@@ -52,3 +52,45 @@ def test_the_ecosystem_matrix_is_the_committed_results():
     run = (ROOT / "results" / "ecosystem" / "run.txt").read_text()
     date = next(ln.split(": ", 1)[1][:10] for ln in run.splitlines() if ln.startswith("date: "))
     assert date in block.splitlines()[1]
+
+
+def test_the_checker_figures_are_the_committed_suite():
+    """The must-reject count and what onnx.checker refuses, from vectors/manifest.json and
+    vectors/checker.json (the static 'inputs' form of each case)."""
+    import json
+
+    cases = {c["name"]: c for c in json.loads((ROOT / "vectors/manifest.json").read_text())["cases"]}
+    checker = json.loads((ROOT / "vectors/checker.json").read_text())
+    static = [c for c in cases.values() if c.get("variant", "inputs") == "inputs"]
+    reject = [c for c in static if c["expect"] == "reject"]
+    refused = [c for c in reject if checker["cases"][c["name"]].startswith("refused")]
+    ambiguous = [c for c in static if c["ambiguities"] and c["expect"] != "reject"]
+    amb_refused = [c for c in ambiguous if checker["cases"][c["name"]].startswith("refused")]
+    assert f"`reject_*` ({len(reject)} must-reject models)" in README
+    text = " ".join(README.split())
+    assert (
+        f"onnx {checker['onnx_version']} refuses {len(amb_refused)} ambiguous models" in text
+        and f"{len(refused)} of the {len(reject)} must-reject models (it accepts the other "
+        f"{len(reject) - len(refused)})"
+        in text
+    )
+
+
+def test_the_readme_examples_write_nowhere_committed():
+    """A validate, report or fuzz example run as written in this repository must not write into the
+    committed results/ or vectors/ (the CI recipe runs in a runtime project's own checkout)."""
+    text = re.sub(r"<!-- ci-recipe -->.*?<!-- /ci-recipe -->", "", README, flags=re.S)
+    lines = [line for line in text.splitlines() if re.match(r"\s*opref (validate|report|fuzz|diff)", line)]
+    assert len(lines) >= 3
+    for line in lines:
+        for out in re.findall(r"--out (\S+)", line):
+            assert out.strip("'\"").split("/")[0] not in ("results", "vectors", "."), line
+
+
+def test_fuzz_help_and_readme_say_what_variants_do():
+    import subprocess
+    import sys
+
+    helped = subprocess.run([sys.executable, "-m", "opref", "fuzz", "--help"], capture_output=True, text=True)
+    text = " ".join(helped.stdout.split()) + " " + " ".join(README.split())
+    assert "exist yet" not in text and "until model variants exist" not in text

@@ -178,7 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", action="append", choices=["float32", "float16", "float64", "bfloat16"])
     p.add_argument("--opset", type=int, action="append", choices=[11, 22])
     p.add_argument(
-        "--variants", action="append", choices=["inputs"], help="model variants (only 'inputs' exists yet)"
+        "--variants",
+        action="append",
+        choices=["inputs"],
+        help="model variants (fuzzing draws the 'inputs' form; validate runs the others)",
     )
     p.add_argument(
         "--max-elements", type=count(1, limits.MAX_ELEMENTS), default=4096, metavar="E", help="per tensor"
