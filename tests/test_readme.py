@@ -94,3 +94,32 @@ def test_fuzz_help_and_readme_say_what_variants_do():
     helped = subprocess.run([sys.executable, "-m", "opref", "fuzz", "--help"], capture_output=True, text=True)
     text = " ".join(helped.stdout.split()) + " " + " ".join(README.split())
     assert "exist yet" not in text and "until model variants exist" not in text
+
+
+def test_the_published_reproduce_commands_work_from_the_report_folder():
+    """Every reproduce command of results/ecosystem names, from that folder, the committed suite
+    and an interpreter inside the clone's .venvs/ (the environments scripts/make-envs builds)."""
+    import json
+    import os
+    import shlex
+
+    here = ROOT / "results/ecosystem"
+    report = json.loads((here / "report.json").read_text())
+    commands = [r["reproduce"] for r in report["records"]]
+    assert len(commands) == len(report["records"]) > 1000
+    interpreters = 0
+    for command in commands:
+        words = shlex.split(command)
+        assert words[:2] == ["opref", "validate"], command
+        assert (here / words[2]).resolve() == ROOT / "vectors", command
+        spec = words[words.index("--runtime") + 1]
+        _, sep, python = spec.rpartition("@")
+        if sep:
+            interpreters += 1
+            assert not Path(python).is_absolute(), command
+            assert Path(os.path.normpath(here / python)).is_relative_to(ROOT / ".venvs"), command
+    assert interpreters > 1000
+    shown = (here / "index.md").read_text()
+    assert "@.venvs/" not in re.sub(
+        r"@\.\./\.\./\.venvs/", "", "".join(re.findall(r"`opref validate[^`]*`", shown))
+    )
