@@ -123,3 +123,55 @@ def test_the_published_reproduce_commands_work_from_the_report_folder():
     assert "@.venvs/" not in re.sub(
         r"@\.\./\.\./\.venvs/", "", "".join(re.findall(r"`opref validate[^`]*`", shown))
     )
+
+
+def test_the_model_variant_figures_are_the_committed_results():
+    """The per-variant table and the figures around it, from results/variants/report.json."""
+    import json
+
+    report = json.loads((ROOT / "results/variants/report.json").read_text())
+    text = " ".join(README.split())
+    block = README[README.index("| runtime | variant | pass |") :].split("\n\n")[0].splitlines()
+    header = [c.strip() for c in block[0].strip("|").split("|")]
+    shown = {}
+    for line in block[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        shown[(cells[0], cells[1])] = dict(zip(header[2:], cells[2:], strict=True))
+    want = {
+        (rt, v): {col: str(counts[col]) if counts.get(col) else "" for col in header[2:]}
+        for rt, per_variant in report["variant_matrix"].items()
+        for v, counts in per_variant.items()
+    }
+    assert shown == want
+    # every verdict of the report is a column of the table (none left out)
+    assert {v for per in report["variant_matrix"].values() for c in per.values() for v in c} <= set(header)
+
+    changes = report["variant_changes"]
+    assert not changes["ort:cpu"] and not changes["onnx-reference"]
+    assert f"on OpenVINO {len(changes['openvino'])} cases change" in text
+    # "constant weights alone change none": no case differs between inputs and constant-weights
+    assert all(
+        c.get("inputs") == c.get("constant-weights")
+        for c in changes["openvino"].values()
+        if "constant-weights" in c
+    )
+
+    by_case: dict[str, dict[str, str]] = {}
+    for r in report["records"]:
+        if r["runtime"] == "openvino":
+            base, sep, variant = r["case"].rpartition("__")
+            by_case.setdefault(base if sep else r["case"], {})[variant if sep else "inputs"] = r["verdict"]
+    failing = {"fail-shape", "fail-values", "error", "accepted-invalid", "crashed", "timeout"}
+    symbolic = [c for c in by_case.values() if "dynamic-batch" in c]
+    wrong = [c for c in symbolic if c["dynamic-batch"] in failing and c["inputs"] not in failing]
+    assert f"OpenVINO 2026.4 gets {len(wrong)} of the {len(symbolic)} output cases that it gets right" in text
+
+    readings = report["variant_ambiguities"]["same-with-output-padding"]["openvino"]
+    assert readings["inputs"]["in-total"] == 32 and readings["dynamic-batch"]["added"] == 8
+    assert readings["dynamic-batch"]["no documented reading"] == 28
+    assert "`in-total` (32 cases) to `added` (8; 28 match no documented reading)" in text
+
+    layers = [r for r in report["records"] if r["case"].startswith("layer_")]
+    assert {r["verdict"] for r in layers} == {"pass"}
+    assert len({r["case"] for r in layers}) == 32 and len(layers) == 32 * 3  # case directories, all forms
+    assert "all 32 committed `layer_*` cases pass on all three" in text
