@@ -116,9 +116,9 @@ def _summary(d: dict) -> str:
 
     def paint(spec: str, v: str) -> str:
         group = GROUP[Verdict(v)]
-        if group is Group.NORMATIVE and d["matrix"][spec][v] and (spec, v) not in new:
-            return "n known"
-        return f"n {group.value}"
+        if not d["matrix"][spec][v]:
+            return "n"  # nothing to paint: a zero is neither red nor green
+        return "n known" if group is Group.NORMATIVE and (spec, v) not in new else f"n {group.value}"
 
     rows = []
     for rt in d["runtimes"]:
