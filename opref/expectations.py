@@ -1,8 +1,13 @@
 """Known-failures files: ``runtime case-glob verdict # reason`` lines, matched against results.
 
 A line matches a (runtime spec, case, verdict) when both globs match and the verdict is equal.
-A line that matched nothing in a run is *stale*: the failure it lists is gone (fixed, or the
-suite changed), and the line should be removed.
+A line is *stale*, and should be removed or mended, when
+
+- it matched no failure although the run validated a runtime and a case it names (the failure
+  it lists is gone: fixed, or the suite changed): "now passes";
+- its case glob matches no case of the suite (a typo, or a case renamed or dropped);
+- its runtime glob matches no runtime of the run (a misspelt runtime, or a line about a runtime
+  this run did not validate: a file shared by several runs says so for each).
 """
 
 from __future__ import annotations
@@ -54,9 +59,19 @@ def parse_expected(text: str, source: str = "expected file") -> list[Expectation
 
 
 def read_expected(path: str) -> list[Expectation]:
-    """Parse a known-failures file; OSError or ValueError say why it cannot be used."""
-    with open(path, encoding="utf-8") as fh:
-        return parse_expected(fh.read(), path)
+    """Parse a known-failures file; ValueError says why it cannot be used."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise ValueError(
+            f"known-failures file {path}: no such file (one 'runtime case-glob verdict # reason' per line)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"known-failures file {path}: cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+    return parse_expected(text, path)
 
 
 def expectation_for(
@@ -64,6 +79,34 @@ def expectation_for(
 ) -> Expectation | None:
     """The first line that lists this failure, or None."""
     return next((e for e in expectations if e.matches(runtime, case, verdict)), None)
+
+
+NOW_PASSES = "now passes"
+NO_CASE = "matches no case of the suite"
+NO_RUNTIME = "matches no runtime of this run"
+
+
+def stale_lines(
+    expectations: Iterable[Expectation],
+    used: Iterable[Expectation],
+    runtimes: Iterable[str],
+    cases: Iterable[str],
+    suite_cases: Iterable[str],
+) -> list[tuple[Expectation, str]]:
+    """(line, why) for each stale line (see the module's text), in file order: ``runtimes`` the
+    specs the run validated, ``cases`` the cases it ran, ``suite_cases`` every case of the suite."""
+    expectations = list(expectations)
+    specs, everything = list(runtimes), list(suite_cases)
+    passes = set(stale(expectations, used, specs, cases))
+    out = []
+    for e in expectations:
+        if not any(fnmatch.fnmatchcase(spec, e.runtime) for spec in specs):
+            out.append((e, NO_RUNTIME))
+        elif not any(fnmatch.fnmatchcase(name, e.case_glob) for name in everything):
+            out.append((e, NO_CASE))
+        elif e in passes:
+            out.append((e, NOW_PASSES))
+    return out
 
 
 def stale(

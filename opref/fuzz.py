@@ -34,6 +34,7 @@ from opref.cases import Case, _freeze
 from opref.codec import SuiteError, read_tensor
 from opref.dtypes import DTYPES
 from opref.errors import SpecError
+from opref.expectations import Expectation
 from opref.judge import Judgement, judge
 from opref.model import check_case_model
 from opref.outdir import check as check_out
@@ -411,6 +412,7 @@ class FuzzRun:
     replay: Validation | None = None
     baseline: dict[str, set[tuple[str, str]]] | None = None
     seconds: float = 0.0
+    expected: list[Expectation] | None = None  # known-failures lines, when given
 
     def reproduce_command(self, out: str, spec: str, name: str) -> str:
         return reproduce_command(str(Path(out) / "vectors"), spec, name)
@@ -447,6 +449,7 @@ class FuzzRun:
                     "reproduced": None
                     if rec is None
                     else signature(rec["verdict"], rec["message"], name) == (found.verdict, found.signature),
+                    "known": None if self.expected is None or rec is None else "expected_by" in rec,
                     "in_baseline": None
                     if self.baseline is None
                     else (found.verdict, found.signature) in self.baseline.get(spec, set()),
@@ -487,7 +490,10 @@ class FuzzRun:
     @property
     def exit_code(self) -> int:
         unavailable = any(not r.info.available for r in self.runtimes)
-        return 1 if self.cases or unavailable else 0
+        # With known failures, a failure fails the run unless its replay is listed.
+        listed = self.expected is not None
+        unknown = [r for r in self.failures("") if not r["known"]] if listed else self.cases
+        return 1 if unknown or unavailable else 0
 
 
 def _attributes_text(row: Mapping[str, object]) -> str:
@@ -507,11 +513,8 @@ def summary_markdown(data: Mapping[str, object]) -> str:
         + f" per runtime; dtypes {', '.join(s['dtypes'])}; opsets {', '.join(map(str, s['opsets']))}; "
         f"variants {', '.join(s['variants'])}; at most {s['max_elements']} elements per tensor"
     )
-    lines += [
-        "",
-        "| runtime | examples | examples/s | rounds | stopped by | distinct failures |",
-        "|---|---|---|---|---|---|",
-    ]
+    header = ["runtime", "examples", "examples/s", "rounds", "stopped by", "distinct failures"]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in data["runtimes"]:
         if not r["available"]:
             lines.append(f"| {r['spec']} | unavailable: {r['reason']} | | | | |")
@@ -525,11 +528,8 @@ def summary_markdown(data: Mapping[str, object]) -> str:
         lines.append("None.")
     for row in data["failures"]:
         new = {None: "", True: " (in the baseline)", False: " **new**"}[row["in_baseline"]]
-        replay = (
-            ""
-            if row["reproduced"] is None
-            else ("" if row["reproduced"] else " (did NOT reproduce on replay)")
-        )
+        new += {None: "", True: " (known: listed in --expected)", False: " **not listed**"}[row.get("known")]
+        replay = " (did NOT reproduce on replay)" if row["reproduced"] is False else ""
         lines.append(
             f"- `{row['case']}` {row['runtime']}: **{row['verdict']}**{new}{replay} — "
             f"{_attributes_text(row)} — {row['signature']} — `{row['reproduce']}`"
@@ -553,9 +553,11 @@ def fuzz(
     *,
     baseline: Mapping[str, object] | None = None,
     progress: Callable[[RuntimeFuzz], None] | None = None,
+    expected: Sequence[Expectation] | None = None,
 ) -> FuzzRun:
     """Fuzz each runtime, write the minimal failures as ``out/vectors`` and replay them there
-    (``out/results.json``), then write ``out/fuzz.json`` and ``out/summary.md``."""
+    (``out/results.json``), then write ``out/fuzz.json`` and ``out/summary.md``. With ``expected``
+    (known-failures lines: fuzz cases are ``fuzz_<runtime>_NNN``), listed failures pass."""
     for v in options.variants:
         if v not in VARIANTS:
             raise SpecError("variants", v, f"must be one of {list(VARIANTS)} (model variants: issue 14)")
@@ -565,7 +567,8 @@ def fuzz(
     t0 = time.perf_counter()
     out = Path(out)
     check_out(out, "fuzz")  # refused now, not after the search
-    run = FuzzRun(options, [], baseline=None if baseline is None else baseline_signatures(baseline))
+    signatures = None if baseline is None else baseline_signatures(baseline)
+    run = FuzzRun(options, [], baseline=signatures, expected=None if expected is None else list(expected))
     labels: set[str] = set()
     for k, spec in enumerate(runtimes):
         result = fuzz_runtime(spec, options, progress)
@@ -584,7 +587,8 @@ def fuzz(
             parameters = {"fuzz_seed": options.seed, "runtimes": list(runtimes), "examples": options.examples}
             generate(suite, [found.case for _, found in run.cases.values()], parameters)
             specs = [r.spec for r in run.runtimes if r.info.available]
-            replay = validate(suite, specs, timeout=options.timeout, start_timeout=options.start_timeout)
+            timing = {"timeout": options.timeout, "start_timeout": options.start_timeout}
+            replay = validate(suite, specs, **timing, expected=expected or ())
             run.replay = _moved(replay, out / "vectors")
             run.replay.write(stage)
         run.seconds = time.perf_counter() - t0

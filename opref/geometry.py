@@ -107,7 +107,17 @@ def _check_shapes(x_shape, w_shape, group, b_shape):
     for i, v in enumerate(x[1:], start=1):
         if v < 1:
             raise SpecError(f"X.shape[{i}]", v, "must be >= 1")
-    w = _int_tuple("W.shape", w_shape, len(x), f"the rank of X, {len(x)}")
+    w = _int_tuple("W.shape", w_shape, None, "")
+    if len(w) > len(x):
+        # Both are well-formed on their own: the shorter one most likely lost an axis (a typo),
+        # so name it, and say what the other has.
+        raise SpecError(
+            "X.shape",
+            list(x),
+            f"must have the rank of W.shape {list(w)}, {len(w)} ({len(w) - 2} spatial axes), "
+            f"not {len(x)}: X and W must have the same number of spatial axes",
+        )
+    w = _int_tuple("W.shape", w, len(x), f"the rank of X, {len(x)}")
     for i, v in enumerate(w):
         if v < 1:
             raise SpecError(f"W.shape[{i}]", v, "must be >= 1")

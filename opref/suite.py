@@ -521,10 +521,9 @@ def recompute(suite: str | os.PathLike, records: Iterable[CaseRecord]) -> dict[s
         elif want.tobytes() != got.tobytes():
             bits = np.dtype(f"u{want.dtype.itemsize}")
             where = np.argwhere(want.view(bits) != got.view(bits))
-            at = tuple(where[0])
+            at = tuple(int(i) for i in where[0])  # plain ints: the message shows [0, 1], not np.int64(0)
             problems[record.name] = (
                 f"output_0.pb differs from the recomputed output in {len(where)} elements; "
-                f"first at {list(at)}: file {got[at]!r}, reference {want[at]!r}"
+                f"first at {list(at)}: file {float(got[at])!r}, reference {float(want[at])!r}"
             )
     return problems
-

@@ -25,7 +25,7 @@ from opref import limits
 from opref.codec import SuiteError
 from opref.dtypes import DTYPES
 from opref.escape import visible
-from opref.expectations import Expectation, expectation_for, stale
+from opref.expectations import NO_RUNTIME, NOW_PASSES, Expectation, expectation_for, stale_lines
 from opref.judge import Judgement, judge
 from opref.pool import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, Job, Pool
 from opref.protocol import Request
@@ -288,13 +288,13 @@ def _run_runtime(
     whatever fails on the way; only Ctrl-C leaves names without one."""
     pending = dict.fromkeys(names)
     why = "no answer came back"
+    failing = unexpected = 0  # so far, for the progress line
     try:
         for done, (name, job, answer) in enumerate(pool.run(names, prepare), 1):
             if name not in pending:
                 continue  # not ours, or answered twice: never a second record
             del pending[name]
-            if progress:
-                progress(spec, done, len(names))
+            before = (len(result.records), len(result.unexpected))
             try:
                 rec = records[name]
                 _take(result, entry, rec, job, answer, spec, info, suite, expected, used, save, max_memory)
@@ -302,6 +302,11 @@ def _run_runtime(
                 why = f"opref failed recording it: {type(exc).__name__}: {exc}"
                 _take(result, entry, records[name], None, _Lost(why), spec, info, suite, expected, used)
             del job, answer  # hold no case while waiting for the next one
+            if progress:
+                new = result.records[before[0] :]
+                failing += sum(Verdict(r["verdict"]) in NORMATIVE_FAILURES for r in new)
+                unexpected += len(result.unexpected) - before[1]
+                progress(spec, done, len(names), failing, unexpected)
     except Exception as exc:  # the pool itself failed: what it had not answered is lost, with why
         why = f"opref's worker pool failed: {type(exc).__name__}: {exc}"
     for name in pending:
@@ -324,7 +329,7 @@ def validate(
     start_timeout: float = DEFAULT_START_TIMEOUT,
     expected: Sequence[Expectation] = (),
     allow_unavailable: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[str, int, int, int, int], None] | None = None,
     save_tensors: str = "none",
     tensors_dir: str | os.PathLike | None = None,
     variants: Sequence[str] | None = None,
@@ -339,6 +344,9 @@ def validate(
     ``max_memory`` bounds the working memory of each reference computation (see
     :func:`opref.conv_transpose`); a case that cannot be judged within it is a case problem
     that says so.
+
+    ``progress`` is called after each judged case with (runtime spec, cases done, cases
+    selected, normative failures so far, unexpected ones so far); see :mod:`opref.progress`.
 
     Ctrl-C stops the run: the result then holds what finished and ``complete`` is False.
     """
@@ -402,7 +410,12 @@ def validate(
     result.complete = not result.missing and not result.interrupted
     ran = [rt["spec"] for rt in result.runtimes if rt["available"]]
     result.stale_expectations = (
-        [{**asdict(e), "key": e.key} for e in stale(expected, used, ran, names)] if result.complete else []
+        [
+            {**asdict(e), "key": e.key, "why": why}
+            for e, why in stale_lines(expected, used, ran, names, [*checked.records, *checked.case_problems])
+        ]
+        if result.complete
+        else []
     )
     result.records.sort(key=lambda r: (r["runtime"], r["case"]))
     result.seconds = time.perf_counter() - t0
@@ -444,6 +457,27 @@ def selection_line(result: Validation) -> str:
     return f"{pairs} pairs selected ({result.selected} cases x {len(specs)} runtimes): " + ", ".join(parts)
 
 
+def stale_expectation_lines(stale: Sequence[dict]) -> list[str]:
+    """The stale known-failures lines in words: one line each, except the lines about runtimes
+    this run did not validate, which share one line (a file shared by several runs has many)."""
+    lines = []
+    elsewhere = [e for e in stale if e.get("why") == NO_RUNTIME]
+    for e in stale:
+        if e.get("why") == NO_RUNTIME:
+            continue
+        why = e.get("why") or NOW_PASSES
+        what = "remove the line" if why == NOW_PASSES else "mend or remove the line"
+        lines.append(f"STALE expectation (line {e.get('line', '?')}): '{e.get('key', '')}' {why} - {what}")
+    if elsewhere:
+        numbers = ", ".join(str(e.get("line", "?")) for e in elsewhere[:20])
+        more = f" and {len(elsewhere) - 20} more" if len(elsewhere) > 20 else ""
+        lines.append(
+            f"STALE expectations: {len(elsewhere)} lines match no runtime of this run (lines "
+            f"{numbers}{more}): a misspelt runtime, or lines for runtimes not validated here"
+        )
+    return lines
+
+
 def summary_lines(result: Validation) -> list[str]:
     """A short human summary: per runtime the verdict counts, then what needs a look; no
     terminal control sequence from a runtime's text survives in it."""
@@ -465,12 +499,12 @@ def summary_lines(result: Validation) -> list[str]:
         lines.append(f"UNEXPECTED {u['verdict']}: {u['runtime']} {u['case']}")
     if len(result.unexpected) > 20:
         lines.append(f"... and {len(result.unexpected) - 20} more unexpected failures")
-    for e in result.stale_expectations:
-        lines.append(f"STALE expectation (line {e['line']}): '{e['key']}' now passes - remove the line")
-    if result.selected == 0:
-        lines.append("0 cases selected: nothing was validated (check --only / --shard)")
+    lines += stale_expectation_lines(result.stale_expectations)
     lines.append(selection_line(result))
-    lines.append(f"{len(result.unexpected)} unexpected normative failures; {result.seconds:.1f} s")
+    if result.selected == 0:  # exit 1: "0 unexpected failures" would read as a pass
+        lines.append("0 cases selected: nothing was validated (check --only / --shard / --variant)")
+    else:
+        lines.append(f"{len(result.unexpected)} unexpected normative failures; {result.seconds:.1f} s")
     if result.interrupted:
         lines.append("INTERRUPTED: the results hold only what finished")
     if result.missing:

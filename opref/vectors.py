@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -271,18 +270,6 @@ def _foreign_entries(out: Path) -> list[str]:
 
 def _json(data) -> bytes:
     return (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=True) + "\n").encode()
-
-
-def progress_bar(done: int, total: int) -> None:
-    """A one-line progress bar on stderr, redrawn about fifty times over a run."""
-    if done != total and done % max(1, total // 50):
-        return
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def generate(

@@ -25,11 +25,12 @@ from opref.cases import VARIANTS, catalog  # noqa: E402
 from opref.expectations import read_expected  # noqa: E402
 from opref.outdir import check as check_out  # noqa: E402
 from opref.outdir import staged  # noqa: E402
+from opref.progress import Progress  # noqa: E402
 from opref.report import write_report  # noqa: E402
 from opref.runtimes import RuntimeSpecError, check  # noqa: E402
 from opref.runtimes.ort import PROVIDER_ALIASES  # noqa: E402
 from opref.validate import summary_lines, validate  # noqa: E402
-from opref.vectors import generate, is_replaceable_suite, progress_bar  # noqa: E402
+from opref.vectors import generate, is_replaceable_suite  # noqa: E402
 
 # Extra environments built by scripts/make-envs: (interpreter, runtime specs run under it).
 EXTRA_ENVS = (
@@ -113,15 +114,14 @@ def main() -> int:
             "seed": args.seed,
             "variants": variants,
         }
-        print(generate(suite, cases, params, progress_bar if sys.stderr.isatty() else None).line())
+        shown = Progress()
+        print(generate(suite, cases, params, lambda done, total: shown("generate", done, total)).line())
+        shown.close()
     runtimes = args.runtime or detect_runtimes()
     print(f"validating {', '.join(runtimes)} with {args.jobs} jobs")
     expected = read_expected(args.expected) if args.expected else []
 
-    def tick(spec, done, total):
-        if sys.stderr.isatty():
-            progress_bar(done, total)
-
+    tick = Progress()
     with staged(results_dir, "validate") as stage:
         result = validate(
             suite,
@@ -139,6 +139,7 @@ def main() -> int:
         if result.tensors_root:
             result.tensors_root = str(results_dir.absolute())  # where they are after the swap
         result.write(stage)
+    tick.close()
     for line in summary_lines(result):
         print(line)
     report = write_report([result.to_dict()], args.out, roots=[results_dir])

@@ -318,3 +318,67 @@ def test_validate_max_memory_takes_a_size_and_refuses_anything_else(tmp_path, ca
         main(["validate", str(tmp_path), "--out", str(tmp_path / "out"), "--max-memory", "lots"])
     assert e.value.code == 2
     assert "expected a size such as 512M or 2G, got 'lots'" in capsys.readouterr().err
+
+
+# --- issue 26: the small confusions -------------------------------------------------------------
+
+
+def test_explain_opset_13_is_convtranspose_version_11_and_says_so():
+    # ConvTranspose has versions 1, 11 and 22: a model of opset 13 uses version 11.
+    done = run("explain", *ONNX_OUTPUT_SHAPE, "--opset", "13", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["opset"] == 11
+    assert "opset 13: ConvTranspose is version 11 there" in done.stderr
+
+
+def test_explain_rank_mismatch_blames_x_and_names_w():
+    code, out, _ = explain_json("--x-shape", "1,1,3", "--w-shape", "1,1,3,3")
+    assert code == 2 and out["error"]["attribute"] == "X.shape", out
+    assert out["error"]["value"] == [1, 1, 3] and "[1, 1, 3, 3]" in out["error"]["rule"]
+
+
+def explain_json(*args: str):
+    done = run("explain", *args, "--json")
+    return done.returncode, json.loads(done.stdout), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "meant"),
+    [("ort:cpux", "ort:cpu"), ("onnx_reference", "onnx-reference"), ("onnxruntime", "ort:cpu")],
+)
+def test_a_misspelt_runtime_gets_did_you_mean(tmp_path, spec, meant):
+    done = run("validate", str(tmp_path / "no-suite"), "--runtime", spec, "--out", str(tmp_path / "r"))
+    assert done.returncode == 2 and f"did you mean {meant}?" in done.stderr, done.stderr
+
+
+def test_validate_usage_errors_say_what_is_wrong(tmp_path):
+    from opref import cases as cs
+    from opref import vectors as vx
+
+    vx.generate(tmp_path / "v", cs.catalog(only=["seed_basic"]), {})
+    suite, out = str(tmp_path / "v"), str(tmp_path / "r")
+    missing = run("validate", suite, "--expected", str(tmp_path / "missing.txt"), "--out", out)
+    assert missing.returncode == 2 and "missing.txt: no such file" in missing.stderr, missing.stderr
+    assert "Errno" not in missing.stderr
+    nothing = run("validate", str(tmp_path / "v"), "--only", "nomatch*", "--out", str(tmp_path / "r2"))
+    assert nothing.returncode == 1 and "0 cases selected" in nothing.stdout
+    assert "unexpected normative failures" not in nothing.stdout, nothing.stdout
+
+
+def test_out_pointing_at_the_suite_is_refused_and_the_suite_untouched(tmp_path):
+    from opref import cases as cs
+    from opref import vectors as vx
+
+    suite = tmp_path / "v"
+    vx.generate(suite, cs.catalog(only=["seed_basic"]), {})
+    before = sorted(p.relative_to(suite) for p in suite.rglob("*"))
+    assert run("validate", str(suite), "--out", str(tmp_path / "r")).returncode == 0
+    for args in (
+        ["validate", str(suite), "--out", str(suite)],
+        ["validate", str(suite), "--out", str(suite / "node")],
+        ["report", str(tmp_path / "r"), "--out", str(suite)],
+        ["diff", str(tmp_path / "r"), str(tmp_path / "r"), "--out", str(suite)],
+    ):
+        done = run(*args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (args, done.stderr)
+    assert sorted(p.relative_to(suite) for p in suite.rglob("*")) == before

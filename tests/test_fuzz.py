@@ -15,6 +15,7 @@ import pytest
 
 from opref import fuzz as fz
 from opref.cli import main
+from opref.expectations import parse_expected
 from opref.report import load_results, write_report
 from opref.suite import read_case, read_manifest
 
@@ -169,3 +170,16 @@ def test_drawn_configurations_are_valid_and_bounded():
     assert {r for r, _, _ in seen} >= {1, 2, 3}
     assert {d for _, d, _ in seen} == set(fz.DTYPE_ORDER)
     assert {a for _, _, a in seen} >= {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"}
+
+
+def test_expected_failures_let_a_known_bug_pass_and_a_new_one_fail(tmp_path):
+    spec = f"{FAKE}?mode=shift-pad"
+    options = fz.FuzzSettings(examples=10, seed=SEED)
+    known = parse_expected(f"{spec} * fail-values # the pad bug, filed upstream\n")
+    run = fz.fuzz([spec], tmp_path / "known", options, expected=known)
+    rows = json.loads((tmp_path / "known/fuzz.json").read_text())["failures"]
+    assert rows and all(r["known"] is True for r in rows) and run.exit_code == 0
+    assert "known: listed in --expected" in (tmp_path / "known/summary.md").read_text()
+    other = parse_expected(f"{spec} * error # a different failure\n")
+    assert fz.fuzz([spec], tmp_path / "other", options, expected=other).exit_code == 1
+    assert fz.fuzz([spec], tmp_path / "none", options).exit_code == 1  # no file: any failure fails

@@ -10,6 +10,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from opref import cases as cs
@@ -130,11 +131,22 @@ def test_stale_expectations_are_printed_reported_and_can_fail_the_run(suite, tmp
     rep = opref("report", str(tmp_path / "r"), "--out", str(tmp_path / "rep"))
     assert rep.returncode == 0 and "STALE" in rep.stdout
     md = (tmp_path / "rep/index.md").read_text()
-    assert "no longer fail" in md and f"{FAKE} seed_basic fail-values" in md
+    assert (
+        "Stale known-failures lines" in md and f"{FAKE} seed_basic fail-values" in md and "now passes" in md
+    )
     assert (
         opref("report", str(tmp_path / "r"), "--out", str(tmp_path / "rep"), "--strict-expected").returncode
         == 1
     )
+    # a line whose case glob matches no case, or whose runtime is misspelt, is stale too
+    known.write_text(f"{FAKE} nothing_* error # a typo\nort:cpux seed_* error # a misspelt runtime\n")
+    typo = opref(*base)
+    assert (
+        typo.returncode == 0
+        and "'py:fake_runtimes:make nothing_* error' matches no case of the suite" in typo.stdout
+    )
+    assert "1 lines match no runtime of this run (lines 2)" in typo.stdout
+    assert opref(*base, "--strict-expected").returncode == 1
 
 
 # --- 6-9: JUnit, report exit code, strict JSON, relative reproduce commands --------------------
@@ -298,3 +310,6 @@ def test_verify_recompute_finds_a_wrong_expected_output(tmp_path):
         run.returncode == 1
         and "seed_stride2: output_0.pb differs from the recomputed output in 1 elements" in run.stdout
     )
+    # the index of the first difference in plain ints (flat 3 of Y's shape), no numpy reprs
+    first = [int(i) for i in np.unravel_index(3, y.shape)]
+    assert f"first at {first}: file {float(y.flat[3])!r}" in run.stdout and "np." not in run.stdout

@@ -70,3 +70,34 @@ def test_one_test_per_case_and_runtime_with_known_failures_as_xfail(env, tmp_pat
     )
     unknown.assert_outcomes(passed=2, failed=1)
     unknown.stdout.fnmatch_lines(["*fail-values*", "*reproduce: opref validate*"])
+
+
+def test_a_bad_runtime_or_a_missing_expected_file_is_one_usage_error(env, tmp_path):
+    suite = tmp_path / "v"
+    vx.generate(suite, cs.catalog(only=["seed_basic", "seed_stride2"]), {})
+    args = ["--pyargs", "opref.conformance", "-p", "no:cacheprovider", "--opref-vectors", str(suite)]
+    typo = env.runpytest_subprocess(*args, "--opref-runtime", "ort:cpux")
+    assert typo.ret == pytest.ExitCode.USAGE_ERROR
+    typo.stderr.fnmatch_lines(["*--opref-runtime*did you mean ort:cpu?*"])
+    assert "passed" not in typo.stdout.str() and "failed" not in typo.stdout.str()
+    missing = env.runpytest_subprocess(*args, "--opref-expected", str(tmp_path / "missing.txt"))
+    assert missing.ret == pytest.ExitCode.USAGE_ERROR
+    missing.stderr.fnmatch_lines(["*--opref-expected*missing.txt: no such file*"])
+    assert "Traceback" not in missing.stderr.str() + missing.stdout.str()
+
+
+def test_strict_fails_a_known_failure_that_now_passes_and_names_stale_lines(env, tmp_path):
+    suite = tmp_path / "v"
+    vx.generate(suite, cs.catalog(only=["seed_basic", "seed_stride2"]), {})
+    known = tmp_path / "known.txt"
+    known.write_text(f"{FAKE} seed_basic fail-values # fixed since\n{FAKE} group9_* error # no such case\n")
+    args = ["--pyargs", "opref.conformance", "-p", "no:cacheprovider", "--opref-vectors", str(suite)]
+    args += ["--opref-runtime", FAKE, "--opref-expected", str(known)]
+    lenient = env.runpytest_subprocess(*args)
+    lenient.assert_outcomes(passed=2)
+    lenient.stdout.fnmatch_lines(["*STALE expectation line 2*group9_* error*matches no case of the suite*"])
+    assert lenient.ret == 0
+    strict = env.runpytest_subprocess(*args, "--opref-strict")
+    strict.assert_outcomes(passed=1, failed=1)
+    strict.stdout.fnmatch_lines(["*known failure now passes*line 1*"])
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED

@@ -52,3 +52,126 @@ def test_the_ecosystem_matrix_is_the_committed_results():
     run = (ROOT / "results" / "ecosystem" / "run.txt").read_text()
     date = next(ln.split(": ", 1)[1][:10] for ln in run.splitlines() if ln.startswith("date: "))
     assert date in block.splitlines()[1]
+
+
+def test_the_checker_figures_are_the_committed_suite():
+    """The must-reject count and what onnx.checker refuses, from vectors/manifest.json and
+    vectors/checker.json (the static 'inputs' form of each case)."""
+    import json
+
+    cases = {c["name"]: c for c in json.loads((ROOT / "vectors/manifest.json").read_text())["cases"]}
+    checker = json.loads((ROOT / "vectors/checker.json").read_text())
+    static = [c for c in cases.values() if c.get("variant", "inputs") == "inputs"]
+    reject = [c for c in static if c["expect"] == "reject"]
+    refused = [c for c in reject if checker["cases"][c["name"]].startswith("refused")]
+    ambiguous = [c for c in static if c["ambiguities"] and c["expect"] != "reject"]
+    amb_refused = [c for c in ambiguous if checker["cases"][c["name"]].startswith("refused")]
+    assert f"`reject_*` ({len(reject)} must-reject models)" in README
+    text = " ".join(README.split())
+    assert (
+        f"onnx {checker['onnx_version']} refuses {len(amb_refused)} ambiguous models" in text
+        and f"{len(refused)} of the {len(reject)} must-reject models (it accepts the other "
+        f"{len(reject) - len(refused)})"
+        in text
+    )
+
+
+def test_the_readme_examples_write_nowhere_committed():
+    """A validate, report or fuzz example run as written in this repository must not write into the
+    committed results/ or vectors/ (the CI recipe runs in a runtime project's own checkout)."""
+    text = re.sub(r"<!-- ci-recipe -->.*?<!-- /ci-recipe -->", "", README, flags=re.S)
+    lines = [line for line in text.splitlines() if re.match(r"\s*opref (validate|report|fuzz|diff)", line)]
+    assert len(lines) >= 3
+    for line in lines:
+        for out in re.findall(r"--out (\S+)", line):
+            assert out.strip("'\"").split("/")[0] not in ("results", "vectors", "."), line
+
+
+def test_fuzz_help_and_readme_say_what_variants_do():
+    import subprocess
+    import sys
+
+    helped = subprocess.run([sys.executable, "-m", "opref", "fuzz", "--help"], capture_output=True, text=True)
+    text = " ".join(helped.stdout.split()) + " " + " ".join(README.split())
+    assert "exist yet" not in text and "until model variants exist" not in text
+
+
+def test_the_published_reproduce_commands_work_from_the_report_folder():
+    """Every reproduce command of results/ecosystem names, from that folder, the committed suite
+    and an interpreter inside the clone's .venvs/ (the environments scripts/make-envs builds)."""
+    import json
+    import os
+    import shlex
+
+    here = ROOT / "results/ecosystem"
+    report = json.loads((here / "report.json").read_text())
+    commands = [r["reproduce"] for r in report["records"]]
+    assert len(commands) == len(report["records"]) > 1000
+    interpreters = 0
+    for command in commands:
+        words = shlex.split(command)
+        assert words[:2] == ["opref", "validate"], command
+        assert (here / words[2]).resolve() == ROOT / "vectors", command
+        spec = words[words.index("--runtime") + 1]
+        _, sep, python = spec.rpartition("@")
+        if sep:
+            interpreters += 1
+            assert not Path(python).is_absolute(), command
+            assert Path(os.path.normpath(here / python)).is_relative_to(ROOT / ".venvs"), command
+    assert interpreters > 1000
+    shown = (here / "index.md").read_text()
+    assert "@.venvs/" not in re.sub(
+        r"@\.\./\.\./\.venvs/", "", "".join(re.findall(r"`opref validate[^`]*`", shown))
+    )
+
+
+def test_the_model_variant_figures_are_the_committed_results():
+    """The per-variant table and the figures around it, from results/variants/report.json."""
+    import json
+
+    report = json.loads((ROOT / "results/variants/report.json").read_text())
+    text = " ".join(README.split())
+    block = README[README.index("| runtime | variant | pass |") :].split("\n\n")[0].splitlines()
+    header = [c.strip() for c in block[0].strip("|").split("|")]
+    shown = {}
+    for line in block[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        shown[(cells[0], cells[1])] = dict(zip(header[2:], cells[2:], strict=True))
+    want = {
+        (rt, v): {col: str(counts[col]) if counts.get(col) else "" for col in header[2:]}
+        for rt, per_variant in report["variant_matrix"].items()
+        for v, counts in per_variant.items()
+    }
+    assert shown == want
+    # every verdict of the report is a column of the table (none left out)
+    assert {v for per in report["variant_matrix"].values() for c in per.values() for v in c} <= set(header)
+
+    changes = report["variant_changes"]
+    assert not changes["ort:cpu"] and not changes["onnx-reference"]
+    assert f"on OpenVINO {len(changes['openvino'])} cases change" in text
+    # "constant weights alone change none": no case differs between inputs and constant-weights
+    assert all(
+        c.get("inputs") == c.get("constant-weights")
+        for c in changes["openvino"].values()
+        if "constant-weights" in c
+    )
+
+    by_case: dict[str, dict[str, str]] = {}
+    for r in report["records"]:
+        if r["runtime"] == "openvino":
+            base, sep, variant = r["case"].rpartition("__")
+            by_case.setdefault(base if sep else r["case"], {})[variant if sep else "inputs"] = r["verdict"]
+    failing = {"fail-shape", "fail-values", "error", "accepted-invalid", "crashed", "timeout"}
+    symbolic = [c for c in by_case.values() if "dynamic-batch" in c]
+    wrong = [c for c in symbolic if c["dynamic-batch"] in failing and c["inputs"] not in failing]
+    assert f"OpenVINO 2026.4 gets {len(wrong)} of the {len(symbolic)} output cases that it gets right" in text
+
+    readings = report["variant_ambiguities"]["same-with-output-padding"]["openvino"]
+    assert readings["inputs"]["in-total"] == 32 and readings["dynamic-batch"]["added"] == 8
+    assert readings["dynamic-batch"]["no documented reading"] == 28
+    assert "`in-total` (32 cases) to `added` (8; 28 match no documented reading)" in text
+
+    layers = [r for r in report["records"] if r["case"].startswith("layer_")]
+    assert {r["verdict"] for r in layers} == {"pass"}
+    assert len({r["case"] for r in layers}) == 32 and len(layers) == 32 * 3  # case directories, all forms
+    assert "all 32 committed `layer_*` cases pass on all three" in text

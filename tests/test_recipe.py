@@ -141,3 +141,24 @@ def test_the_frameworks_explain_transcript_is_what_opref_prints():
         run = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr
         assert _matches(shown.splitlines(), run.stdout.splitlines()), (command, run.stdout)
+
+
+def test_the_readme_pytest_recipe_runs_as_written(tmp_path):
+    """The README's pytest recipe, line by line, in a fresh working directory holding a small
+    suite as ``vectors`` and a ``known.txt``: its install line brings what ``-n auto`` needs."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- pytest-recipe -->\n```sh\n(.*?)```\n<!-- /pytest-recipe -->", text, re.S)
+    assert block, "the README lost its marked pytest recipe"
+    lines = block.group(1).strip().splitlines()
+    assert "-n auto" in lines[-1] and "pytest-xdist" in lines[0]
+    vx.generate(tmp_path / "vectors", cs.catalog(only=["seed_basic", "seed_stride2"]), {})
+    (tmp_path / "known.txt").write_text("# nothing known\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env["PIP_NO_INDEX"] = "1"  # pytest-xdist comes with the test extra: the line must find it installed
+    for line in lines:
+        run = subprocess.run(
+            line, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert run.returncode == 0, (line, run.stdout[-2000:], run.stderr[-2000:])
+    cases = ET.parse(tmp_path / "j.xml").getroot().findall(".//testcase")
+    assert len(cases) == 2

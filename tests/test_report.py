@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -56,7 +58,8 @@ def test_fixture_holds_every_verdict(results):
 
 def test_markdown_has_matrix_failures_and_ambiguity_table(results):
     md = markdown(aggregate([results]))
-    header = next(line for line in md.splitlines() if line.startswith("| runtime | version |"))
+    summary = md[md.index("## Summary") :]  # the verdict-per-runtime table comes first
+    header = next(line for line in summary.splitlines() if line.startswith("| runtime | version |"))
     for v in Verdict:
         assert f" {v.value} " in header, v
     assert "**unavailable**: libfake.so" in md
@@ -193,3 +196,39 @@ def test_a_published_report_directory_reads_back_as_the_results_it_was_written_f
     (tmp_path / "edited").mkdir()
     (tmp_path / "edited" / "report.json").write_text(json.dumps(data))
     assert aggregate([read_results(tmp_path / "edited").data]).data["unexpected_count"] == failing
+
+
+def test_markdown_opens_with_the_verdict_and_a_row_per_runtime(results):
+    md = markdown(aggregate([results]))
+    lines = md.splitlines()
+    assert lines[0] == "# opref ConvTranspose conformance report"
+    banner = lines[2]
+    assert banner.startswith("> **FAIL** (exit status 1): "), banner
+    assert f"{len(results['unexpected'])} unexpected normative failures" in banner
+    assert "runtime unavailable: py:fake_runtimes:make?mode=unavailable" in banner
+    assert md.index("## Verdict per runtime") < md.index("## Summary")
+    table = md[md.index("## Verdict per runtime") :].split("\n\n")[2].splitlines()
+    assert table[0] == "| runtime | version | pass | unexpected | known | other |"
+    for row in table[2:]:
+        spec, _, *counts = [c.strip() for c in row.strip("|").split("|")]
+        spec = html.unescape(re.sub(r"\\(.)", r"\1", spec))  # Markdown writes \* for *, &amp; for &
+        recs = [r for r in results["records"] if r["runtime"] == spec]
+        right = sum(1 for r in recs if r["verdict"] in ("pass", "rejected"))
+        new = sum(1 for u in results["unexpected"] if u["runtime"] == spec)
+        assert [int(c.strip("*")) for c in counts] == [right, new, 0, len(recs) - right - new], spec
+
+
+def test_reproduce_commands_run_from_the_report_directory(tmp_path, monkeypatch):
+    """A relative interpreter path names a file relative to where validate ran; from the report's
+    directory the command must reach the same file (results/ecosystem's commands did not)."""
+    from opref.report.aggregate import spec_from
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".venvs/ort-1.16/bin").mkdir(parents=True)
+    spec = spec_from("ort:cpu@.venvs/ort-1.16/bin/python", "results/ecosystem")
+    assert spec == "ort:cpu@../../.venvs/ort-1.16/bin/python"
+    assert (tmp_path / "results/ecosystem" / spec.split("@")[1]).resolve() == (
+        tmp_path / ".venvs/ort-1.16/bin/python"
+    )
+    assert spec_from("ort:cpu", "results/ecosystem") == "ort:cpu"
+    assert spec_from("ort:cpu@/usr/bin/python3", "r") == "ort:cpu@/usr/bin/python3"

@@ -19,7 +19,7 @@ from opref import vectors as vx
 from opref.expectations import parse_expected
 from opref.runtimes import Status
 from opref.runtimes.ort import OrtAdapter
-from opref.validate import select_cases, validate
+from opref.validate import select_cases, summary_lines, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "vectors"
@@ -149,11 +149,31 @@ def test_expected_file_turns_known_failures_into_exit_0(suite):
     )
     lines = parse_expected(
         f"{FAKE} seed_basic crashed # fixed long ago\n"
-        "ort:cuda seed_basic crashed # another runtime: says nothing about this run\n"
-        f"{FAKE} nothing_* crashed # no such case was run\n"
+        "ort:cuda seed_basic crashed # a runtime this run did not validate (or a misspelt one)\n"
+        f"{FAKE} nothing_* crashed # no such case in the suite\n"
+        f"{FAKE} seed_* crashed # names cases of the suite, not of this run (--only)\n"
     )
+    res = validate(suite, [FAKE], expected=lines, only=["reject_*"])
+    assert [e["line"] for e in res.stale_expectations] == [2, 3] and res.exit_code == 0
+    assert [e["why"] for e in res.stale_expectations] == [
+        "matches no runtime of this run",
+        "matches no case of the suite",
+    ]
     res = validate(suite, [FAKE], expected=lines)
-    assert [e["line"] for e in res.stale_expectations] == [1] and res.exit_code == 0
+    assert [(e["line"], e["why"]) for e in res.stale_expectations] == [
+        (1, "now passes"),
+        (2, "matches no runtime of this run"),
+        (3, "matches no case of the suite"),
+        (4, "now passes"),
+    ]
+    lines = summary_lines(res)
+    assert "STALE expectation (line 3): " in "\n".join(lines) and "matches no case of the suite" in "\n".join(
+        lines
+    )
+    assert any(
+        line.startswith("STALE expectations: 1 lines match no runtime of this run (lines 2)")
+        for line in lines
+    )
 
 
 def test_expected_file_errors_name_the_line():

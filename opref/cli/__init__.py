@@ -9,7 +9,15 @@ from collections.abc import Sequence
 from opref import limits
 from opref.cases import VARIANTS
 from opref.cli.args import count, ints, join_negative_lists, memory, positive_seconds, shard
-from opref.cli.commands import cmd_bugreport, cmd_fuzz, cmd_generate, cmd_report, cmd_validate, cmd_verify
+from opref.cli.commands import (
+    cmd_bugreport,
+    cmd_diff,
+    cmd_fuzz,
+    cmd_generate,
+    cmd_report,
+    cmd_validate,
+    cmd_verify,
+)
 from opref.cli.explain import add_attribute_options, cmd_explain
 from opref.errors import SpecError
 from opref.version import __version__
@@ -62,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="V,V,...",
         help=f"model variants of each case (default all: {','.join(VARIANTS)})",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("validate", help="run runtimes over a suite and give each case a verdict")
@@ -85,9 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--jobs", type=count(1, limits.MAX_JOBS), default=1, help="worker processes per runtime")
     p.add_argument("--shard", type=shard, help="run only shard i of n, e.g. 2/4")
-    p.add_argument(
-        "--timeout", type=positive_seconds, default=60.0, help="seconds per case before 'timeout'"
-    )
+    p.add_argument("--timeout", type=positive_seconds, default=60.0, help="seconds per case before 'timeout'")
     p.add_argument(
         "--start-timeout",
         type=positive_seconds,
@@ -118,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="working memory of each reference computation, e.g. 512M or 2G (default: a quarter of"
         " this machine's memory); a larger layer is computed in chunks",
     )
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("verify", help="check a suite's files and records (and recompute its outputs)")
@@ -139,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--strict-expected", action="store_true", help="stale known-failures lines fail too")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("diff", help="compare two validation runs: newly failing, newly passing, changed")
+    p.add_argument("old", help="the earlier results (a results directory or results.json)")
+    p.add_argument("new", help="the later results")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of Markdown")
+    p.add_argument("--out", help="also write diff.md and diff.json into this directory")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("bugreport", help="one upstream bug report (ISSUE.md + repro.py) per failure cluster")
     p.add_argument("results", help="a results directory (report.json or results.json) or one of those files")
@@ -164,13 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", action="append", choices=["float32", "float16", "float64", "bfloat16"])
     p.add_argument("--opset", type=int, action="append", choices=[11, 22])
     p.add_argument(
-        "--variants", action="append", choices=["inputs"], help="model variants (only 'inputs' exists yet)"
+        "--variants",
+        action="append",
+        choices=["inputs"],
+        help="model variants (fuzzing draws the 'inputs' form; validate runs the others)",
     )
     p.add_argument(
         "--max-elements", type=count(1, limits.MAX_ELEMENTS), default=4096, metavar="E", help="per tensor"
     )
     p.add_argument("--timeout", type=positive_seconds, default=20.0, help="seconds per case")
     p.add_argument("--baseline", metavar="RESULTS", help="a results.json: mark failures it already shows")
+    p.add_argument(
+        "--expected",
+        help="known failures ('runtime case-glob verdict # reason'; fuzz cases are fuzz_<runtime>_NNN): "
+        "a failure whose replay a line lists does not fail the run",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_fuzz)
     return parser
 
@@ -188,4 +211,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("opref: interrupted", file=sys.stderr)
         return 130
-

@@ -18,6 +18,20 @@ def ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+MAX_OPSET = 30  # the highest ONNX opset opref takes; ConvTranspose's own versions are cases.OPSETS
+
+
+def opset(text: str) -> int:
+    """A model's ONNX opset, 1..MAX_OPSET (ConvTranspose's version there is the command's to find)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_OPSET:
+        raise argparse.ArgumentTypeError(f"expected an ONNX opset 1..{MAX_OPSET}, got {text!r}")
+    return value
+
+
 def memory(text: str) -> int:
     from opref.reference import parse_memory
 
@@ -62,8 +76,6 @@ def join_negative_lists(argv: Sequence[str]) -> list[str]:
     return out
 
 
-
-
 def shard(text: str) -> tuple[int, int]:
     i, sep, n = text.partition("/")
     try:
@@ -94,5 +106,3 @@ def count(minimum: int, maximum: int):
             ) from None
 
     return parse
-
-

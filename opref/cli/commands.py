@@ -13,7 +13,8 @@ from opref.escape import visible
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from opref.cases import catalog
-    from opref.vectors import generate, progress_bar
+    from opref.progress import Progress
+    from opref.vectors import generate
 
     try:
         cases = catalog(
@@ -40,19 +41,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "variants": args.variants,
     }
-    show = progress_bar if sys.stderr.isatty() and not args.quiet else None
+    shown = None if args.quiet else Progress()
+    tick = shown and (lambda done, total: shown("generate", done, total))
     try:
-        summary = generate(args.out, cases, parameters, progress=show)
+        summary = generate(args.out, cases, parameters, progress=tick)
     except ValueError as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"opref: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    finally:
+        if shown:
+            shown.close()
     print(summary.line())
     return 0
-
-
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -62,6 +65,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from opref.expectations import read_expected
     from opref.outdir import check as check_out
     from opref.outdir import staged
+    from opref.progress import Progress
     from opref.reaper import adopt_orphans
     from opref.runtimes import RuntimeSpecError, check
     from opref.validate import Validation, summary_lines, validate
@@ -79,6 +83,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
     adopt_orphans()  # what a dead worker's runtime left running comes back to us, and is ended
+    shown = None if args.quiet else Progress()
     try:
         with staged(out, "validate") as stage:
             # Until this run finishes, the staging results.json says so.
@@ -97,6 +102,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 save_tensors=args.save_tensors,
                 tensors_dir=stage,
                 max_memory=args.max_memory,
+                progress=shown,
             )
             if result.tensors_root:
                 result.tensors_root = str(out)  # where the tensors are once the staging is swapped in
@@ -104,6 +110,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except (OSError, ValueError, RuntimeSpecError, SuiteError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if shown:
+            shown.close()
     path = out / "results.json"
     for line in summary_lines(result):
         print(visible(line))
@@ -120,6 +129,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from opref.outdir import check as check_out
     from opref.report import load_results, write_report
+    from opref.validate import stale_expectation_lines
 
     try:
         check_out(args.out, "report")
@@ -134,12 +144,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(visible(f"report: {args.out}/index.md ({counts})"))
     if d["notes"]:
         print(visible(f"{len(d['notes'])} records could not be reported as they are; index.md lists them"))
-    for e in d["stale_expectations"]:
-        print(visible(f"STALE expectation (line {e['line']}): '{e['key']}' now passes - remove it"))
+    for line in stale_expectation_lines(d["stale_expectations"]):
+        print(visible(line))
     code = d["exit_code"]
     if code == 0 and args.strict_expected and d["stale_expectations"]:
         code = 1
     return 0 if args.exit_zero else code
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from opref.outdir import check as check_out
+    from opref.outdir import staged
+    from opref.report import load_results
+    from opref.report.diff import diff, diff_markdown, summary_line
+    from opref.validate import dumps
+
+    try:
+        if args.out:
+            check_out(args.out, "diff")
+        d = diff(load_results([args.old]), load_results([args.new]))
+        text = dumps(d) if args.json else diff_markdown(d)
+        if args.out:
+            with staged(args.out, "diff") as stage:
+                (stage / "diff.md").write_text(diff_markdown(d), encoding="utf-8")
+                (stage / "diff.json").write_text(dumps(d), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        print(visible(f"opref: error: {exc}"), file=sys.stderr)
+        return 2
+    print(visible(text), end="" if text.endswith("\n") else "\n")
+    if not args.json:
+        print(visible(summary_line(d)), file=sys.stderr)
+    return d["exit_code"]
 
 
 def cmd_bugreport(args: argparse.Namespace) -> int:
@@ -175,16 +210,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from opref.expectations import read_expected
     from opref.fuzz import DTYPE_ORDER, OPSET_ORDER, FuzzSettings, fuzz
     from opref.outdir import check as check_out
+    from opref.progress import Progress
     from opref.reaper import adopt_orphans
     from opref.runtimes import RuntimeSpecError, check
+    from opref.verdicts import NORMATIVE_FAILURES, Verdict
 
     try:
         out = check_out(args.out, "fuzz")
         for spec in args.runtime:
             check(spec)
         baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+        expected = read_expected(args.expected) if args.expected else None
     except (OSError, ValueError, RuntimeSpecError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
@@ -199,21 +238,22 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
 
+    shown = None if args.quiet else Progress(unit="examples")
+
     def show(r) -> None:
-        if sys.stderr.isatty() and r.runtime_calls % 25 == 0:
-            sys.stderr.write(f"\r{r.spec}: {r.runtime_calls} examples, {dict(sorted(r.verdicts.items()))}")
-            sys.stderr.flush()
+        if shown:
+            failing = sum(n for v, n in r.verdicts.items() if Verdict(v) in NORMATIVE_FAILURES)
+            shown(r.spec, r.runtime_calls, options.examples, failing)
 
     adopt_orphans()
     try:
-        run = fuzz(args.runtime, out, options, baseline=baseline, progress=show)
+        run = fuzz(args.runtime, out, options, baseline=baseline, progress=show, expected=expected)
     except (OSError, ValueError) as exc:
         print(f"opref: error: {exc}", file=sys.stderr)
         return 2
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    finally:
+        if shown:
+            shown.close()
     print(visible((out / "summary.md").read_text(encoding="utf-8")), end="")
     print(f"fuzz results: {out / 'fuzz.json'}")
     return run.exit_code
-
-

@@ -9,7 +9,7 @@ import sys
 
 from opref import readings as rd
 from opref.cases import OPSETS
-from opref.cli.args import ints, reading
+from opref.cli.args import ints, opset, reading
 from opref.errors import SpecError
 from opref.geometry import formula_lines, geometry, to_dict
 
@@ -21,7 +21,12 @@ def add_attribute_options(p: argparse.ArgumentParser) -> None:
     for name in ("dilations", "kernel_shape", "output_padding", "output_shape", "pads", "strides"):
         p.add_argument(f"--{name.replace('_', '-')}", type=ints, default=None, dest=name)
     p.add_argument("--group", type=int, default=None, help="default 1")
-    p.add_argument("--opset", type=int, choices=OPSETS, default=22, help="the ConvTranspose version")
+    p.add_argument(
+        "--opset",
+        type=opset,
+        default=22,
+        help="the model's opset (ConvTranspose's version there is used: 1, 11 or 22; e.g. 13 -> 11)",
+    )
     p.add_argument("--bias", action="store_true", help="the node has a bias input B of shape [M]")
     p.add_argument(
         "--reading",
@@ -78,7 +83,17 @@ def _print_spec_error(exc: SpecError) -> int:
     return 2
 
 
+def _operator_version(opset: int) -> int:
+    """ConvTranspose's version in force at a model opset (the highest of OPSETS <= it), said when
+    it is not the opset itself."""
+    version = max(v for v in OPSETS if v <= opset)
+    if version != opset:
+        print(f"opref: note: opset {opset}: ConvTranspose is version {version} there", file=sys.stderr)
+    return version
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
+    args.opset = _operator_version(args.opset)
     if args.framework:
         return _explain_framework(args)
     foreign = [f"--{o.replace('_', '-')}" for o in _FRAMEWORK_ONLY if getattr(args, o) is not None]
@@ -201,5 +216,3 @@ def _explain_framework(args: argparse.Namespace) -> int:
     print()
     _print_geometry(geo, True)
     return 0
-
-

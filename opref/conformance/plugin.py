@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from opref.expectations import read_expected
+from opref.expectations import read_expected, stale_lines
 from opref.pool import CaseRunner
 from opref.suite import read_case, read_manifest, verify
 
@@ -23,6 +23,54 @@ def pytest_addoption(parser):
         "--opref-expected", default=None, help="known failures: 'runtime case-glob verdict # reason'"
     )
     group.addoption("--opref-timeout", type=float, default=60.0, help="seconds per case")
+    group.addoption(
+        "--opref-strict",
+        action="store_true",
+        help="fail a case a known-failures line lists that now passes, and end the session with "
+        "an error when a line matches no case of the suite or no runtime of the run",
+    )
+
+
+def pytest_configure(config):
+    """A misspelt runtime or a missing known-failures file is one usage error before any test,
+    not one failure (or traceback) per case."""
+    from opref.runtimes import RuntimeSpecError, check
+
+    for spec in config.getoption("--opref-runtime") or []:
+        try:
+            check(spec)
+        except RuntimeSpecError as exc:
+            raise pytest.UsageError(f"--opref-runtime: {exc}") from None
+    path = config.getoption("--opref-expected")
+    if path:
+        try:
+            config._opref_expected = read_expected(path)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--opref-expected: {exc}") from None
+
+
+def _dangling(config) -> list[str]:
+    """Known-failures lines that match no case of the suite or no runtime of the run (whether a
+    listed failure now passes is each case's test's to say)."""
+    expected = getattr(config, "_opref_expected", [])
+    names = getattr(config, "_opref_names", None)
+    if not expected or names is None:
+        return []
+    runtimes = config.getoption("--opref-runtime") or ["ort:cpu"]
+    return [
+        f"line {e.line}: '{e.key}' {why}"
+        for e, why in stale_lines(expected, expected, runtimes, names, names)
+    ]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    for line in _dangling(config):
+        terminalreporter.write_line(f"opref: STALE expectation {line}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if session.config.getoption("--opref-strict", False) and _dangling(session.config) and exitstatus == 0:
+        session.exitstatus = 1
 
 
 def pytest_generate_tests(metafunc):
@@ -30,6 +78,7 @@ def pytest_generate_tests(metafunc):
         return
     manifest = read_manifest(Path(metafunc.config.getoption("--opref-vectors")))
     names = sorted([*manifest.records, *manifest.problems])
+    metafunc.config._opref_names = names
     runtimes = metafunc.config.getoption("--opref-runtime") or ["ort:cpu"]
     params = [(rt, name) for rt in runtimes for name in names]
     metafunc.parametrize("opref_case", params, ids=[f"{rt}::{name}" for rt, name in params])
@@ -43,8 +92,7 @@ def opref_suite(pytestconfig):
 
 @pytest.fixture(scope="session")
 def opref_expected(pytestconfig):
-    path = pytestconfig.getoption("--opref-expected")
-    return read_expected(path) if path else []
+    return getattr(pytestconfig, "_opref_expected", [])
 
 
 @pytest.fixture(scope="session")

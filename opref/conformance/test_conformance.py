@@ -11,7 +11,7 @@ from opref.validate import reproduce_command, request_for
 from opref.verdicts import GROUP, Group
 
 
-def test_case(opref_case, opref_data, opref_runners, opref_suite, opref_expected):
+def test_case(opref_case, opref_data, opref_runners, opref_suite, opref_expected, pytestconfig):
     spec, name = opref_case
     runner = opref_runners(spec)
     if not runner.info.available:
@@ -28,3 +28,7 @@ def test_case(opref_case, opref_data, opref_runners, opref_suite, opref_expected
         if known:
             pytest.xfail(f"known: {known.reason or known.case_glob} ({detail})")
         pytest.fail(detail, pytrace=False)
+    listed = [e for e in opref_expected if e.matches(spec, name, e.verdict)]
+    if listed and pytestconfig.getoption("--opref-strict"):
+        lines = ", ".join(f"line {e.line} '{e.key}'" for e in listed)
+        pytest.fail(f"known failure now passes ({judgement.verdict}): remove or mend {lines}", pytrace=False)

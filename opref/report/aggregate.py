@@ -13,6 +13,7 @@ from opref.cases import VARIANTS
 from opref.readings import AMBIGUITIES
 from opref.report import intake
 from opref.report.clusters import add_diagnosis
+from opref.report.glance import banner, runtime_rows
 from opref.report.vocabulary import SCHEMA, Report, cell_of, variant_of
 from opref.validate import reproduce_command
 from opref.verdicts import NORMATIVE_FAILURES, ORDER, Verdict
@@ -62,6 +63,7 @@ def aggregate(
     runtimes: dict[str, dict] = {}
     records: list[dict] = []
     seen = set()
+    refuse_overlap(results)
     for res, tensors_root in zip(results, tensor_roots, strict=True):
         suite = res.get("suite_path") or res["suite"]
         if out is not None and suite and os.path.isabs(suite):
@@ -72,7 +74,8 @@ def aggregate(
             key = (rec["runtime"], rec["case"])
             if key not in seen:
                 seen.add(key)
-                again = reproduce_command(suite, rec["runtime"], rec["case"]) if suite else rec["reproduce"]
+                spec = rec["runtime"] if out is None else spec_from(rec["runtime"], out)
+                again = reproduce_command(suite, spec, rec["case"]) if suite else rec["reproduce"]
                 records.append({**rec, "reproduce": again})
                 if rec.get("tensors"):
                     records[-1]["tensors_root"] = tensors_root
@@ -125,7 +128,7 @@ def aggregate(
             for r in results
         ],
         "allow_unavailable": all(r.get("allow_unavailable", False) for r in results) if results else False,
-        "stale_expectations": [e for r in results for e in r.get("stale_expectations", [])],
+        "stale_expectations": merged_stale(results),
         "machine": results[0]["machine"] if results else {},
         "runtimes": list(runtimes.values()),
         "matrix": matrix,
@@ -143,6 +146,8 @@ def aggregate(
     }
     data.update(variant_views(records))
     data["exit_code"] = exit_code(data)
+    data["runtime_rows"] = runtime_rows(records, failures, list(runtimes))
+    data["banner"] = banner(data)
     add_diagnosis(data)
     return Report(data)
 
@@ -202,6 +207,56 @@ def variant_views(records: Sequence[dict]) -> dict:
         "variant_ambiguities": ambiguities,
     }
 
+
+def refuse_overlap(results: Sequence[dict]) -> None:
+    """ValueError when two inputs hold a result for the same (runtime, case): merging them would
+    keep one and drop the other. Shards of one run never overlap; two runs of one runtime are
+    compared with ``opref diff``, not merged."""
+    owner: dict[tuple[str, str], int] = {}
+    clash: dict[str, tuple[int, int, int]] = {}
+    for i, res in enumerate(results):
+        for rec in res["records"]:
+            key = (rec["runtime"], rec["case"])
+            first = owner.setdefault(key, i)
+            if first != i:
+                a, b, n = clash.get(rec["runtime"], (first, i, 0))
+                clash[rec["runtime"]] = (a, b, n + 1)
+    if clash:
+        what = "; ".join(
+            f"runtime {spec!r} in inputs {a + 1} and {b + 1} ({n} cases in both)"
+            for spec, (a, b, n) in clash.items()
+        )
+        raise ValueError(
+            f"two inputs hold results for the same runtime and case ({what}): a merged report would "
+            "drop one of them. Compare two runs with 'opref diff OLD NEW'; merge only shards or "
+            "different runtimes"
+        )
+
+
+def spec_from(spec: str, out: str | os.PathLike) -> str:
+    """``spec`` as a command run from the report's directory ``out`` must spell it: a relative
+    interpreter path (``ort:cpu@.venvs/x/bin/python``, relative to where validate ran) made
+    relative to ``out``."""
+    plain, sep, interpreter = spec.rpartition("@")
+    if not sep or not interpreter or os.path.isabs(interpreter) or "/" not in interpreter:
+        return spec
+    return f"{plain}@{os.path.relpath(Path(interpreter).absolute(), Path(out).absolute())}"
+
+
+def merged_stale(results: Sequence[dict]) -> list[dict]:
+    """The known-failures lines stale in every input (runs over different runtimes with one file:
+    a line about the runtime of one run names no runtime of the other, and is not stale), each
+    with its most telling reason."""
+    rank = {"now passes": 0, "matches no case of the suite": 1, "matches no runtime of this run": 2}
+    seen: dict[tuple, list[dict]] = defaultdict(list)
+    for res in results:
+        for e in res.get("stale_expectations", []):
+            seen[(e.get("line"), e.get("key"))].append(e)
+    return [
+        min(entries, key=lambda e: rank.get(e.get("why") or "now passes", 0))
+        for entries in seen.values()
+        if len(entries) == len(results)
+    ]
 
 
 def _build_matrix(records: list[dict], specs: list[str]) -> dict:

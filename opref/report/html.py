@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
+from opref.cases import VARIANTS
 from opref.escape import visible
 from opref.readings import AMBIGUITIES
-from opref.report.vocabulary import CLUSTER_COLUMNS
-from opref.report.vocabulary import MAX_LISTED as MAX_NOTES
-from opref.verdicts import GROUP, ORDER, Group
+from opref.report.vocabulary import CLUSTER_COLUMNS, MAX_LISTED, short_label, variant_of
+from opref.verdicts import GROUP, ORDER, Group, Verdict
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#212121;max-width:1600px}
@@ -29,6 +28,14 @@ vertical-align:top;text-align:left}th{background:#f5f5f5}td.n{text-align:right}
 .unexpected{color:#b71c1c;font-weight:bold}code{font-size:12px;word-break:break-all}
 .filters label{margin-right:1em}details pre{background:#fafafa;padding:.5em;overflow:auto}
 img.heat{max-width:560px;display:block}.diag{font-weight:bold;color:#4a148c}
+.banner{padding:.6em 1em;border-radius:4px;font-size:1.15em;margin:.5em 0}
+.banner.PASS{background:#e8f5e9;border:2px solid #2e7d32}
+.banner.FAIL{background:#ffebee;border:2px solid #b71c1c}
+tr.known,td.known{background:#fff3e0}tr.unexpected td{background:#ffebee}td.unexpected{background:#ffcdd2}
+.scroll{max-height:26em;overflow:auto;border:1px solid #ddd}.scroll table{margin:0;width:100%}
+.filters{position:sticky;top:0;background:#fff;padding:.4em 0;z-index:1}
+dl.case{display:grid;grid-template-columns:12em 1fr;gap:2px 1em;margin:.3em 0 .8em}
+dl.case dt{font-weight:bold;color:#555}dl.case dd{margin:0}
 """
 
 _JS = """
@@ -102,7 +109,17 @@ def _geometry_text(rec: dict) -> str:
 
 
 def _summary(d: dict) -> str:
+    """Verdict counts per runtime: a failure count amber when every one of them is a listed,
+    known failure, red when any is not."""
     shown = [v.value for v in ORDER if any(d["matrix"][rt][v.value] for rt in d["matrix"])]
+    new = {(f["runtime"], f["verdict"]) for f in d["failures"] if f["unexpected"]}
+
+    def paint(spec: str, v: str) -> str:
+        group = GROUP[Verdict(v)]
+        if not d["matrix"][spec][v]:
+            return "n"  # nothing to paint: a zero is neither red nor green
+        return "n known" if group is Group.NORMATIVE and (spec, v) not in new else f"n {group.value}"
+
     rows = []
     for rt in d["runtimes"]:
         spec = rt["spec"]
@@ -114,14 +131,14 @@ def _summary(d: dict) -> str:
         cells = [
             _td(
                 d["matrix"][spec][v],
-                f"n {GROUP[type(ORDER[0])(v)].value}",
+                paint(spec, v),
                 runtime=spec,
                 verdict=v,
                 count=d["matrix"][spec][v],
             )
             for v in shown
         ]
-        rows.append([_td(spec), _td(f"{rt['name']} {rt['version']}"), *cells])
+        rows.append([_rt(spec), _td(f"{rt['name']} {rt['version']}"), *cells])
     return _table(["runtime", "version", *shown], rows, "matrix")
 
 
@@ -187,76 +204,319 @@ def _disagree(d: dict) -> str:
     if not d["build_matrix"]:
         return "<p>They agree on every case they all ran.</p>"
     rows = [[_td(case), *[_td(cells[s]) for s in specs]] for case, cells in d["build_matrix"].items()]
-    return _table(["case", *specs], rows, "disagree")
+    return _table(["case", *[short_label(s) for s in specs]], rows, "disagree")
 
 
-def _filters(records: list[dict]) -> str:
+# --- the user's view (issue 26): banner, per-runtime row, filterable cases, details ---
+
+
+def _rt(spec: str) -> str:
+    """A runtime's cell: its short name (an interpreter path shortened to its environment), the
+    full spec as the tooltip."""
+    return f'<td title="{_e(spec)}"><code>{_e(short_label(spec))}</code></td>'
+
+
+def banner_html(d: dict) -> str:
+    b = d["banner"]
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in b["reasons"])
+    return (
+        f'<div class="banner {_e(b["status"])}" id="banner"><b>{_e(b["status"])}</b> '
+        f"(exit status {_e(b['exit_code'])})<ul>{reasons}</ul></div>"
+    )
+
+
+def stale_html(d: dict) -> str:
+    """index.md's stale known-failures lines."""
+    if not d["stale_expectations"]:
+        return ""
+    items = "".join(
+        f"<li>line {_e(e['line'])}: <code>{_e(e['key'])}</code> {_e(e.get('why') or 'now passes')}"
+        f" - {_e(e['reason'])}</li>"
+        for e in d["stale_expectations"]
+    )
+    return f"<h2>Stale known-failures lines (remove or mend them)</h2><ul>{items}</ul>"
+
+
+def runtime_rows_html(d: dict) -> str:
+    rows = []
+    for rt in d["runtimes"]:
+        counts = d["runtime_rows"].get(rt["spec"], {})
+        version = (
+            f"{rt['name']} {rt['version']}"
+            if rt["available"]
+            else "unavailable: " + str(rt.get("reason", ""))
+        )
+        cells = [
+            _td(n, f"n {col if n and col in ('unexpected', 'known') else ''}", runtime=rt["spec"], column=col)
+            for col, n in counts.items()
+        ]
+        rows.append([_rt(rt["spec"]), _td(version), *cells])
+    return _table(["runtime", "version", "pass", "unexpected", "known", "other"], rows, "rows")
+
+
+def _status(rec: dict, unexpected: set) -> str:
+    group = GROUP[Verdict(rec["verdict"])]
+    if group is Group.NORMATIVE:
+        return "unexpected" if (rec["runtime"], rec["case"]) in unexpected else "known"
+    return "ok" if group is Group.OK else "skipped"
+
+
+def case_filters(d: dict) -> str:
+    records = d["records"]
+    choices = {
+        "runtime": [(spec, short_label(spec)) for spec in sorted({r["runtime"] for r in records})],
+        "verdict": [(v.value, v.value) for v in ORDER if any(r["verdict"] == v.value for r in records)],
+        "status": [(v, v) for v in ("unexpected", "known", "ok", "skipped")],
+        "form": [(v, v) for v in VARIANTS if any(variant_of(r["case"])[1] == v for r in records)],
+    }
     out = ['<div class="filters">']
-    for key in ("runtime", "verdict", "family", "dtype"):
-        values = sorted({str(r.get(key, "")) for r in records})
+    for key, values in choices.items():
         opts = '<option value="">all</option>' + "".join(
-            f'<option value="{_e(v)}">{_e(v)}</option>' for v in values
+            f'<option value="{_e(v)}">{_e(text)}</option>' for v, text in values
         )
         out.append(f'<label>{key} <select data-filter="{key}">{opts}</select></label>')
     out.append(f'<span><b id="shown">{len(records)}</b> of {len(records)} shown</span></div>')
     return "".join(out)
 
 
-def _cases(d: dict) -> str:
-    rows, details = [], []
+def case_table(d: dict) -> str:
+    """Every (case, runtime) result, one row each, in a box of its own so that the sections below
+    stay in reach; known failures amber, unexpected ones red."""
+    unexpected = {(f["runtime"], f["case"]) for f in d["failures"] if f["unexpected"]}
     failures = {(f["runtime"], f["case"]): f for f in d["failures"]}
+    rows = []
     for i, rec in enumerate(d["records"]):
-        group = GROUP[type(ORDER[0])(rec["verdict"])].value
+        status = _status(rec, unexpected)
+        form = variant_of(rec["case"])[1]
         data = {
             "idx": i,
             "runtime": rec["runtime"],
             "verdict": rec["verdict"],
-            "family": rec.get("family", ""),
-            "dtype": rec["dtype"],
+            "status": status,
+            "form": form,
         }
         attrs = "".join(f' data-{k}="{_e(v)}"' for k, v in data.items())
-        f = failures.get((rec["runtime"], rec["case"]), {})
-        diag = f.get("diagnosis_text", "")
+        diag = failures.get((rec["runtime"], rec["case"]), {}).get("diagnosis_text", "")
+        link = "" if rec["verdict"] == "pass" else f'<a href="#d-{i}">detail</a>'
+        group = GROUP[Verdict(rec["verdict"])].value
         rows.append(
-            f'<tr class="case-row {group}"{attrs}>{_td(rec["runtime"])}{_td(rec["case"])}'
-            f"{_td(rec['verdict'])}"
-            f"{_td(rec.get('family', ''))}{_td(rec['dtype'])}{_td(diag, 'diag')}"
-            f'<td><a href="#d-{i}">detail</a></td></tr>'
+            f'<tr class="case-row {group} {status}"{attrs}>{_rt(rec["runtime"])}'
+            f"<td><code>{_e(rec['case'])}</code></td>"
+            f"{_td(form)}{_td(rec['verdict'])}{_td(status, status)}{_td(diag, 'diag')}<td>{link}</td></tr>"
         )
-        if group == Group.OK.value and rec["verdict"] == "pass":
+    table = _table(["runtime", "case", "form", "verdict", "status", "diagnosis", ""], [], "cases")
+    return (
+        '<div class="scroll">'
+        + table.replace("<tbody></tbody>", "<tbody>" + "".join(rows) + "</tbody>")
+        + "</div>"
+    )
+
+
+def _attributes_text(attributes: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(attributes.items())) or "none (defaults)"
+
+
+def _error_text(stats: dict | None) -> str:
+    if not stats:
+        return ""
+    keys = ("max_abs_error", "max_rel_error", "max_ulp", "max_bound_fraction", "mismatches")
+    return ", ".join(f"{k.replace('_', ' ')} {_num(stats.get(k))}" for k in keys if stats.get(k) is not None)
+
+
+def _shapes_text(rec: dict) -> str:
+    want, got = rec.get("expected_shape"), rec.get("got_shape")
+    return "" if want is None and got is None else f"{want} / {got}"
+
+
+def _num(v: object) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _readings_text(reading: dict | None) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in (reading or {}).items())
+
+
+def case_details(d: dict) -> str:
+    """One block per result that is not a pass, in words: what was asked, what came back, why it
+    is judged so, and how to rerun it."""
+    failures = {(f["runtime"], f["case"]): f for f in d["failures"]}
+    unexpected = {k for k, f in failures.items() if f["unexpected"]}
+    out = []
+    for i, rec in enumerate(d["records"]):
+        if rec["verdict"] == "pass":
             continue  # passes keep their row; the details are for what needs a look
-        stats = f.get("error")
-        body = {
-            "attributes": rec.get("attributes"),
-            "x_shape": rec.get("x_shape"),
-            "w_shape": rec.get("w_shape"),
-            "opset": rec.get("opset"),
-            "message": rec.get("message", ""),
-            "reading": rec.get("reading"),
-            "nearest_reading": rec.get("nearest_reading"),
-            "diagnosis": rec.get("diagnosis") or [],
-            "error statistics": stats,
-            "known reason": rec.get("expected_reason", ""),
-            "tensors": rec.get("tensors"),
-        }
-        details.append(
-            f'<details id="d-{i}" data-idx="{i}"><summary>{_e(rec["runtime"])} · {_e(rec["case"])} · '
-            f"{_e(rec['verdict'])}</summary>"
-            f"<pre>{_e(json.dumps(body, indent=1, sort_keys=True, default=str))}</pre>"
-            f"<pre>{_e(_geometry_text(rec))}</pre>"
-            f"<p>reproduce: <code>{_e(rec['reproduce'])}</code></p></details>"
+        f = failures.get((rec["runtime"], rec["case"]), {})
+        cmp = rec.get("comparison") or {}
+        first = ""
+        if cmp.get("first_mismatch") is not None:
+            first = (
+                f"at index {cmp['first_mismatch']}: expected {cmp.get('expected_at_first')!r}, "
+                f"got {cmp.get('got_at_first')!r}"
+            )
+        items = [
+            ("status", _status(rec, unexpected)),
+            ("runtime", rec["runtime"]),
+            ("case", rec["case"]),
+            ("form", variant_of(rec["case"])[1]),
+            ("dtype / opset", f"{rec.get('dtype')} / opset {rec.get('opset')}"),
+            ("X, W shapes", f"X {rec.get('x_shape')}, W {rec.get('w_shape')}"),
+            ("attributes", _attributes_text(rec.get("attributes") or {})),
+            ("expected / got shape", _shapes_text(rec)),
+            ("first difference", first),
+            ("message", rec.get("message", "")),
+            ("reading followed", _readings_text(rec.get("reading"))),
+            (
+                "nearest reading",
+                _readings_text(rec.get("nearest_reading"))
+                if isinstance(rec.get("nearest_reading"), dict)
+                else rec.get("nearest_reading") or "",
+            ),
+            ("diagnosis", f.get("diagnosis_text", "")),
+            ("error statistics", _error_text(f.get("error"))),
+            ("known reason", rec.get("expected_reason", "")),
+            (
+                "saved tensors",
+                ", ".join(str(v) for v in (rec.get("tensors") or {}).values())
+                if isinstance(rec.get("tensors"), dict)
+                else rec.get("tensors") or "",
+            ),
+        ]
+        body = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items if v not in ("", None))
+        geometry_text = _geometry_text(rec)
+        out.append(
+            f'<details id="d-{i}" data-idx="{i}"><summary>{_e(short_label(rec["runtime"]))} · '
+            f"{_e(rec['case'])} · {_e(rec['verdict'])}</summary>"
+            f'<dl class="case">{body}</dl>'
+            + (f"<pre>{_e(geometry_text)}</pre>" if geometry_text else "")
+            + f"<p>reproduce: <code>{_e(rec['reproduce'])}</code></p></details>"
         )
-    table = _table(["runtime", "case", "verdict", "family", "dtype", "diagnosis", ""], [], "cases")
-    table = table.replace("<tbody></tbody>", "<tbody>" + "".join(rows) + "</tbody>")
-    return table + "<h2>Case details (everything but passes)</h2>" + "".join(details)
+    return "".join(out) or "<p>Every result is a pass.</p>"
+
+
+def variants_html(d: dict) -> str:
+    """The model-variant section of index.md: which cases change verdict with the model's form."""
+    matrix = d.get("variant_matrix", {})
+    if not any(len(per_v) > 1 for per_v in matrix.values()):
+        return ""
+    parts = [
+        "<h2>Where the form of the model changes the answer</h2>",
+        f"<p>The same case as different model forms ({_e(', '.join(VARIANTS))}): same inputs, "
+        "same expected output.</p>",
+    ]
+    rows = [
+        [_rt(rt), _td(f"{len(changes)} cases change verdict" if changes else "no case changes verdict")]
+        for rt, changes in d["variant_changes"].items()
+        if len(matrix.get(rt, {})) > 1
+    ]
+    parts.append(_table(["runtime", "between its variants"], rows, "variants"))
+    for rt, changes in d["variant_changes"].items():
+        if not changes:
+            continue
+        variants = [v for v in VARIANTS if any(v in c for c in changes.values())]
+        shown = list(changes.items())[:MAX_LISTED]
+        parts.append(
+            f"<h3><code>{_e(short_label(rt))}</code>: {len(changes)} cases whose verdict depends on "
+            "the form</h3>"
+        )
+        parts.append(
+            _table(
+                ["case", *variants],
+                [[_td(base), *[_td(c.get(v, "-")) for v in variants]] for base, c in shown],
+                "variants",
+            )
+        )
+    verdicts = [
+        v.value for v in ORDER if any(c.get(v.value) for per_v in matrix.values() for c in per_v.values())
+    ]
+    rows = [
+        [_rt(rt), _td(variant), *[_td(c.get(v, ""), "n") for v in verdicts]]
+        for rt, per_v in matrix.items()
+        for variant, c in per_v.items()
+    ]
+    parts.append(
+        "<h3>Verdicts per variant</h3>" + _table(["runtime", "variant", *verdicts], rows, "variants")
+    )
+    return "".join(parts)
+
+
+def error_stats_html(d: dict) -> str:
+    rows = [
+        [
+            _rt(f["runtime"]),
+            _td(f["case"]),
+            _td(f.get("cluster") or ""),
+            *[
+                _td(_num(e[k]) if e.get(k) is not None else "", "n")
+                for k in ("max_abs_error", "max_rel_error", "max_ulp")
+            ],
+            _td("exact data" if e.get("bitexact_required") else _num(e.get("max_bound_fraction")), "n"),
+            _td(e.get("mismatches", ""), "n"),
+        ]
+        for f in d["failures"]
+        if (e := f.get("error"))
+    ]
+    if not rows:
+        return ""
+    header = [
+        "runtime",
+        "case",
+        "cluster",
+        "max abs",
+        "max rel",
+        "max ULP",
+        "max fraction of bound",
+        "mismatches",
+    ]
+    return "<h2>Error statistics (failing comparisons)</h2>" + _table(header, rows[:MAX_LISTED], "errors")
+
+
+def versions_html(d: dict) -> str:
+    rows = [
+        [
+            _rt(rt["spec"]),
+            _td(rt.get("name", "")),
+            _td(rt.get("version", "")),
+            _td("yes" if rt["available"] else "no"),
+            _td(", ".join(f"{k}: {v}" for k, v in sorted((rt.get("details") or {}).items()))[:300]),
+        ]
+        for rt in d["runtimes"]
+    ]
+    machine = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in d.get("machine", {}).items())
+    return (
+        "<h2>Runtimes and machine</h2>"
+        + _table(["runtime", "name", "version", "available", "details"], rows, "versions")
+        + f"<ul>{machine}</ul>"
+    )
+
+
+def unsupported_html(d: dict) -> str:
+    """index.md's unsupported and placement sections, and the problems of the suite."""
+    parts = []
+    for key, title, column in (
+        (
+            "unsupported",
+            "Unsupported (not failures: the runtime says it has no kernel)",
+            "dtype / opset: cases",
+        ),
+        ("placement", "Placement (where the node really ran)", "placement: cases"),
+    ):
+        rows = [[_rt(rt), _td(", ".join(f"{k}: {v}" for k, v in c.items()))] for rt, c in d[key].items()]
+        parts.append(
+            f"<h2>{_e(title)}</h2>" + (_table(["runtime", column], rows) if rows else "<p>None.</p>")
+        )
+    problems = [*d["suite_problems"], *(f"{k}: {v}" for k, v in d["case_problems"].items())]
+    if problems:
+        items = "".join(f"<li>{_e(p)}</li>" for p in problems[:MAX_LISTED])
+        parts.append(f"<h2>Suite problems (files that failed verification)</h2><ul>{items}</ul>")
+    return "".join(parts)
 
 
 def _notes(d: dict) -> str:
-    notes = d.get("notes") or []
+    notes = [*(d.get("read_notes") or []), *(d.get("notes") or [])]
     if not notes:
         return ""
-    items = "".join(f"<li>{_e(n)}</li>" for n in notes[:MAX_NOTES])
-    extra = len(notes) - MAX_NOTES
+    items = "".join(f"<li>{_e(n)}</li>" for n in notes[:MAX_LISTED])
+    extra = len(notes) - MAX_LISTED
     more = f"<li>... {extra} more in report.json (notes)</li>" if extra > 0 else ""
     return f'<h2>Records not shown as they were</h2><ul class="notes">{items}{more}</ul>'
 
@@ -274,23 +534,32 @@ def page(report, out: str | Path | None = None, links=None) -> str:
             "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
             f"<title>opref ConvTranspose conformance report</title><style>{_CSS}</style></head><body>",
             "<h1>opref ConvTranspose conformance report</h1>",
+            banner_html(d),
             f"<p>opref {_e(d['opref_version'])}; suite {_e(srcs)}; "
             f"{len(d['records'])} (case, runtime) results. "
             f'<b id="unexpected">{d["unexpected_count"]}</b> unexpected normative failures '
             f"({len(d['failures'])} in all, {len(d['divergences'])} divergences). "
             f"Exit code {d['exit_code']}.</p>",
-            "<h2>Summary</h2>",
+            runtime_rows_html(d),
+            stale_html(d),
+            "<h2>Every case</h2>",
+            case_filters(d),
+            case_table(d),
+            "<h2>Summary: verdicts per runtime</h2>",
             _summary(d),
             "<h2>Failure clusters</h2>",
             _clusters(d, out, links),
+            variants_html(d),
+            error_stats_html(d),
             "<h2>Ambiguities: which reading each runtime follows</h2>",
             _ambiguities(d),
             "<h2>Where the runtimes disagree</h2>",
             _disagree(d),
+            unsupported_html(d),
             _notes(d),
-            "<h2>Every case</h2>",
-            _filters(d["records"]),
-            _cases(d),
+            versions_html(d),
+            "<h2>Case details (everything but passes)</h2>",
+            case_details(d),
             f"<script>{_JS}</script></body></html>",
         ]
     )

@@ -119,9 +119,10 @@ def _head(d: dict) -> list[str]:
             "",
         ]
     if d["stale_expectations"]:
-        lines += ["## Known failures that no longer fail (remove these lines)", ""]
+        lines += ["## Stale known-failures lines (remove or mend them)", ""]
         lines += [
-            f"- line {_text(e['line'])}: {_code(e['key'])} now passes - {_text(e['reason'])}"
+            f"- line {_text(e['line'])}: {_code(e['key'])} {_text(e.get('why') or 'now passes')}"
+            f" - {_text(e['reason'])}"
             for e in d["stale_expectations"]
         ]
         lines.append("")
@@ -308,7 +309,9 @@ def markdown(report: Report, links=None) -> str:
     """index.md, section by section (``links``: see :func:`cluster_lines`)."""
     d = report.data
     sections = (
-        _head(d),
+        banner_lines(d),
+        _head(d)[1:],  # its title is the banner's
+        runtime_row_lines(d),
         _summary(d),
         variant_markdown(d),
         cluster_lines(d, links),
@@ -324,6 +327,37 @@ def markdown(report: Report, links=None) -> str:
     )
     return "\n".join(line for section in sections for line in section)
 
+
+def banner_lines(d: dict) -> list[str]:
+    """The report's first lines: the title, then the verdict: exit status and why."""
+    b = d["banner"]
+    reasons = "; ".join(_text(r) for r in b["reasons"])
+    lines = ["# opref ConvTranspose conformance report", ""]
+    return [*lines, f"> **{b['status']}** (exit status {b['exit_code']}): {reasons}.", ""]
+
+
+def runtime_row_lines(d: dict) -> list[str]:
+    """One row per runtime: right, unexpected (fails the run), known (listed), other."""
+    rows = [
+        [
+            rt["spec"],
+            f"{rt['name']} {rt['version']}" if rt["available"] else "unavailable",
+            *[
+                (Md(f"**{n}**") if col == "unexpected" and n else n)
+                for col, n in d["runtime_rows"].get(rt["spec"], {}).items()
+            ],
+        ]
+        for rt in d["runtimes"]
+    ]
+    return [
+        "## Verdict per runtime",
+        "",
+        "pass: right (or a must-reject model refused); unexpected: a normative failure the known-failures "
+        "file does not list (these fail the run); known: listed there, with its reason; other: a "
+        "documented but non-default reading, or skipped (no kernel, provider fallback).",
+        "",
+        *_table(["runtime", "version", "pass", "unexpected", "known", "other"], rows),
+    ]
 
 
 def _first_difference(f: dict) -> str:

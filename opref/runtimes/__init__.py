@@ -5,6 +5,7 @@ and the adapters behind them. One file per runtime; adding one is one entry in `
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable
 from urllib.parse import parse_qsl
@@ -84,13 +85,30 @@ def split_interpreter(spec: str) -> tuple[str, str | None]:
     return plain, interpreter
 
 
+# Names a user may reach for, and the spec opref spells them with.
+_SPELLINGS = {"onnxruntime": "ort:cpu", "onnxruntime-gpu": "ort:cuda", "ort-cpu": "ort:cpu", "cpu": "ort:cpu"}
+
+
+def did_you_mean(kind: str) -> str:
+    """`` (did you mean X?)`` for an unknown runtime kind close to a known one, else ''."""
+    lowered = kind.lower().replace("_", "-")
+    if lowered in _SPELLINGS:
+        return f" (did you mean {_SPELLINGS[lowered]}?)"
+    if lowered in _FACTORIES:
+        return f" (did you mean {lowered}?)"
+    close = difflib.get_close_matches(lowered, sorted(_FACTORIES), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def parse(spec: str) -> tuple[str, str, dict[str, str]]:
     """Split ``kind[:arg][?k=v&...][@python]`` into kind, arg and options (the interpreter is
     the validator's business); RuntimeSpecError if the kind is unknown."""
     head, _, query = split_interpreter(spec)[0].partition("?")
     kind, _, arg = head.partition(":")
     if kind not in _FACTORIES:
-        raise RuntimeSpecError(f"{spec!r}: unknown runtime {kind!r}; known: {sorted(_FACTORIES)}")
+        raise RuntimeSpecError(
+            f"{spec!r}: unknown runtime {kind!r}{did_you_mean(kind)}; known: {sorted(_FACTORIES)}"
+        )
     try:
         options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
     except ValueError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 
-from opref.runtimes.ort import provider_name
+from opref.runtimes.ort import PROVIDER_ALIASES, provider_name
 
 PROVIDERS = frozenset(
     {
@@ -92,6 +92,9 @@ def check(spec: str, provider: str, options: dict[str, str]) -> str | None:
     plugin = bool(ADAPTER_OPTIONS & set(options))
     if name not in PROVIDERS and not plugin:
         close = difflib.get_close_matches(name, sorted(PROVIDERS), n=1, cutoff=0.6)
+        alias = difflib.get_close_matches(provider.lower(), sorted(PROVIDER_ALIASES), n=1, cutoff=0.6)
+        if alias:  # ort:cpux -> ort:cpu
+            close = [f"ort:{alias[0]}"]
         return (
             f"{spec!r}: {provider!r} is not an onnxruntime execution provider"
             + (f" (did you mean {close[0]}?)" if close else "")
