@@ -71,17 +71,23 @@ def case_inputs(case: Case) -> tuple[np.ndarray, ...]:
     rng = _rng(case)
     shapes = [case.x_shape, case.w_shape] + ([case.b_shape] if case.b_shape is not None else [])
     types = [dt, w_dt, w_dt]
+    # A bias never holds a zero element: B = [0] once hid a converter that drops a 3-D bias.
     if case.data == "random":
-        return tuple(
-            _random_grid(rng, s, t, RANDOM_BITS[t.name]) for s, t in zip(shapes, types, strict=False)
-        )
+        arrays = [_random_grid(rng, s, t, RANDOM_BITS[t.name]) for s, t in zip(shapes, types, strict=False)]
+        if len(arrays) > 2:
+            unit = 2.0 ** -(RANDOM_BITS[w_dt.name] - 3)  # the grid's step: the smallest nonzero value
+            arrays[2] = np.where(arrays[2] == 0, unit, arrays[2]).astype(w_dt.numpy)
+        return tuple(arrays)
     geo = None if case.reject else case.geometry()
     # Small integers, narrowed (smaller range, then sparser) until every partial sum fits.
     for high, density in ((3, 1.0), (2, 1.0), (1, 1.0), (1, 0.5), (1, 0.25), (1, 0.1), (1, 0.03)):
         arrays = []
-        for s, t in zip(shapes, types, strict=False):
-            vals = rng.randint(-high, high + 1, size=s).astype(np.float64)
-            vals *= rng.random_sample(s) < density
+        for k, (s, t) in enumerate(zip(shapes, types, strict=False)):
+            if k == 2:  # the bias: 1..high with a random sign, never 0
+                vals = rng.randint(1, high + 1, size=s) * np.where(rng.randint(0, 2, size=s) == 1, 1.0, -1.0)
+            else:
+                vals = rng.randint(-high, high + 1, size=s).astype(np.float64)
+                vals *= rng.random_sample(s) < density
             arrays.append(vals.astype(t.numpy))
         if geo is None:
             return tuple(arrays)

@@ -296,3 +296,15 @@ def test_cli_generate_filters(tmp_path):
     )
     assert main(["generate", "--out", str(tmp_path / "t"), "--only", "no_such_case*"]) == 2
     assert main(["generate", "--out", str(tmp_path / "t"), "--dtype", "int8"]) == 2
+
+
+def test_every_bias_is_drawn_without_a_zero_element():
+    for case in cs.catalog():
+        if case.b_shape is None or case.inputs is not None:
+            continue
+        B = vx.case_inputs(case)[2]
+        assert np.all(B != 0), case.name
+    case = next(c for c in cs.catalog(only=["rank3_kernel_1x2x3_bias_float32_exact_opset11"]))
+    assert np.all(vx.case_inputs(case)[2] != 0)
+
+
