@@ -17,7 +17,7 @@ from opref import cases as cs
 from opref import codec as cx
 from opref import vectors as vx
 from opref.expectations import parse_expected
-from opref.runtimes import Status
+from opref.runtimes import RuntimeSpecError, Status, check
 from opref.runtimes.ort import OrtAdapter
 from opref.validate import select_cases, validate
 
@@ -417,3 +417,11 @@ def test_onnxruntime_openvino_provider_for_real():
     assert (
         by["autopad_notset_output_shape_odd_float32_exact"]["verdict"] == "fail-values"
     )  # measured divergence
+
+
+def test_graph_optimization_level_is_validated_like_the_other_options():
+    check("ort:cpu?graph_optimization_level=extended")
+    with pytest.raises(RuntimeSpecError, match="graph_optimization_level"):
+        check("ort:cpu?graph_optimization_level=fast")
+
+
