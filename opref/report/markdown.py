@@ -150,15 +150,18 @@ def _summary(d: dict) -> list[str]:
 
 def _failures(d: dict) -> list[str]:
     lines = ["## Normative failures", ""]
+    if d.get("platform_dependent_count"):
+        lines += [
+            f"{d['platform_dependent_count']} of them depend on the machine (known-failures lines with "
+            "`when=`, CPU features): platform-dependent, not bugs of the runtime.",
+            "",
+        ]
     if not d["failures"]:
         lines += ["None.", ""]
     else:
         rows = [
             [
-                Md(
-                    ("**unexpected** " if f["unexpected"] else f"known ({_text(f['known_reason'])}) ")
-                    + f["verdict"]
-                ),
+                Md(_known(f) + f["verdict"]),
                 f["runtime"],
                 f["case"],
                 f["attributes"],
@@ -324,6 +327,14 @@ def markdown(report: Report) -> str:
     )
     return "\n".join(line for section in sections for line in section)
 
+
+
+def _known(f: dict) -> Md:
+    if f["unexpected"]:
+        return Md("**unexpected** ")
+    if f.get("platform"):
+        return Md(f"platform-dependent (when {_text(f['platform'])}: {_text(f['known_reason'])}) ")
+    return Md(f"known ({_text(f['known_reason'])}) ")
 
 
 def _first_difference(f: dict) -> str:
