@@ -20,7 +20,7 @@ FLOORS: dict[int, tuple[str, ...]] = {
     4: ("vectors",),
     5: ("protocol", "suite"),
     6: ("pool", "worker", "judge", "expectations", "diagnose", "formdiagnose"),
-    7: ("validate", "fuzz", "tensors", "gpu", "bench", "bench_shapes", "progress"),
+    7: ("validate", "fuzz", "tensors", "gpu", "bench", "bench_shapes", "progress", "quantize"),
     8: ("report", "bugreport", "conformance"),
     9: ("cli", "__main__"),
 }
