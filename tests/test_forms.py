@@ -168,8 +168,18 @@ def test_the_committed_suite_covers_every_quantized_configuration_the_issue_asks
     assert [f for f in qdq if f.quant_type == "int8" and f.x_zero_point == 0 and f.exact]
     pads = [r for r in records.values() if r.variant == "pad-fused"]
     assert {r.form.within_node_pads for r in pads} == {True, False}
-    strided = {bool(any(s > 1 for s in r.attributes.get("strides", [1]))) for r in pads}
-    assert strided == {True, False}
+    def strided(r):
+        return any(s > 1 for s in r.attributes.get("strides", [1]))
+
+    # A Pad within the node's pads (a fold is possible) at stride 1 and at stride > 1, and beyond.
+    assert {(r.form.within_node_pads, strided(r)) for r in pads} == {
+        (True, True),
+        (True, False),
+        (False, True),
+        (False, False),
+    }
+    assert {len(r.x_shape) - 2 for r in pads} == {1, 2, 3}
+    assert {r.attributes.get("group", 1) > 1 for r in pads} == {True, False}
 
 
 def _qdq_one(exact: bool, zero_point: int) -> tuple[QdqForm, tuple, object]:
