@@ -271,6 +271,28 @@ def test_report_lists_the_cases_whose_verdict_depends_on_the_model_form():
     assert text.index("changes the answer") < text.index("## Normative failures")
 
 
+def test_report_lists_a_verdict_that_changes_with_a_form_around_convtranspose():
+    # Issue 24: a Pad folded at stride > 1 (OpenVINO) changes the verdict of pad-fused only.
+    records = [
+        _rec("s2", "ov", "pass"),
+        _rec("s2__pad-fused", "ov", "fail-shape"),
+        _rec("s2__bn-folded", "ov", "pass"),
+        _rec("s2__qdq", "ov", "pass"),
+    ]
+    results = {"suite": "s", "started": "", "seconds": 0, "complete": True, "machine": {}}
+    results["runtimes"] = [{"spec": "ov", "name": "ov", "version": "1", "available": True, "reason": ""}]
+    results["records"] = records
+    report = aggregate([results])
+    assert report.data["variant_changes"]["ov"] == {
+        "s2": {"inputs": "pass", "pad-fused": "fail-shape", "bn-folded": "pass", "qdq": "pass"}
+    }
+    text = markdown(report)
+    section = text[text.index("## Where the form of the model changes the answer") :]
+    assert "| ov | **1 cases change verdict** |" in section
+    assert "| case | inputs | pad-fused | bn-folded | qdq |" in section
+    assert "`pad-fused`, `bn-folded`, `qdq`) feed it through them" in section
+
+
 def test_variant_names_split_only_on_known_variants():
     assert variant_of("x__dynamic-batch") == ("x", "dynamic-batch")
     assert variant_of("x__other") == ("x__other", "inputs")

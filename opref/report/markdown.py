@@ -22,7 +22,9 @@ def variant_markdown(d: dict) -> list[str]:
     lines = ["## Where the form of the model changes the answer", ""]
     lines += [
         "The same case as different model forms (`" + "`, `".join(VARIANTS) + "`; README, "
-        '"Model variants"): same inputs, same expected output.',
+        '"Model variants"): same inputs, same expected output; the forms with nodes around '
+        "ConvTranspose (" + ", ".join(f"`{v}`" for v, x in VARIANTS.items() if x.wrapped) + ") feed it "
+        "through them, each with its own expected output and bound.",
         "",
     ]
     rows = []
