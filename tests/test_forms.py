@@ -168,6 +168,7 @@ def test_the_committed_suite_covers_every_quantized_configuration_the_issue_asks
     assert [f for f in qdq if f.quant_type == "int8" and f.x_zero_point == 0 and f.exact]
     pads = [r for r in records.values() if r.variant == "pad-fused"]
     assert {r.form.within_node_pads for r in pads} == {True, False}
+
     def strided(r):
         return any(s > 1 for s in r.attributes.get("strides", [1]))
 
@@ -332,3 +333,43 @@ def test_the_zero_point_bug_model_recognises_rounding_after_adding_it(suite):
         assert found == ("qdq-zero-point-before-rounding",), name
         return
     pytest.skip("no exact tie with an odd zero point among the picked cases")
+
+
+def test_the_cli_writes_only_the_forms_asked_for_and_reproducibly(tmp_path, capsys):
+    from opref.cli import main
+
+    args = ["generate", "--variants", "pad-fused,bn-folded,qdq", "--only", "seed_stride2*", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    names = sorted(p.name for p in (tmp_path / "a" / "node").iterdir())
+    # seed_stride2 and seed_stride2_dilation2 have no pads: a Pad larger than them; _pad1 has pads.
+    assert names == sorted(
+        f"{b}__{f}" for b in ("seed_stride2", "seed_stride2_dilation2", "seed_stride2_pad1") for f in FORMS
+    )
+    for path in sorted((tmp_path / "a").rglob("*")):
+        if path.is_file():
+            assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes(), path
+
+
+def test_opref_quantize_reports_a_quantizer_crash_as_a_tool_failure_not_a_verdict(tmp_path, capsys):
+    pytest.importorskip("onnxruntime.quantization")
+    from opref.cli import main
+
+    # Per channel, group 2, M/group 3, with bias: quantize_static raises (issue 24); nothing is written.
+    rc = main(
+        [
+            "quantize",
+            "--out",
+            str(tmp_path / "q"),
+            "--only",
+            "group2_c4_m6_float32_exact",
+            "--mode",
+            "per-channel",
+        ]
+    )
+    out = capsys.readouterr()
+    assert rc == 1 and "no case was quantized" in out.err
+    assert (
+        "TOOL FAILURE (quantizer, not a runtime verdict): group2_c4_m6_float32_exact per-channel" in out.out
+    )
+    assert not (tmp_path / "q").exists()
