@@ -32,37 +32,51 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# The quantized forms' graph input and output (issue 24: the qdq form), read only where asked.
+_QUANTIZED = {onnx.TensorProto.INT8: np.dtype(np.int8), onnx.TensorProto.UINT8: np.dtype(np.uint8)}
+
+
 def tensor_proto(array: np.ndarray, name: str) -> onnx.TensorProto:
     """A TensorProto with raw little-endian data, built field by field (no version defaults)."""
-    dt = dtype_of(array, name)
+    quantized = {v: k for k, v in _QUANTIZED.items()}.get(np.asarray(array).dtype)
+    if quantized is not None:
+        elem, numpy_type = quantized, np.asarray(array).dtype
+    else:
+        dt = dtype_of(array, name)
+        elem, numpy_type = dt.onnx_type, dt.numpy
     t = onnx.TensorProto()
     t.name = name
-    t.data_type = dt.onnx_type
+    t.data_type = elem
     t.dims.extend(int(d) for d in array.shape)
-    t.raw_data = np.ascontiguousarray(array, dtype=dt.numpy.newbyteorder("<")).tobytes()
+    t.raw_data = np.ascontiguousarray(array, dtype=numpy_type.newbyteorder("<")).tobytes()
     return t
 
 
-def read_tensor(data: bytes) -> np.ndarray:
-    """Parse a serialized TensorProto of one of the four float types into an array."""
+def read_tensor(data: bytes, integers: bool = False) -> np.ndarray:
+    """Parse a serialized TensorProto of one of the four float types (or, with ``integers``,
+    int8 or uint8) into an array."""
     t = onnx.TensorProto()
     t.ParseFromString(data)
-    by_id = {d.onnx_type: d for d in DTYPES.values()}
+    by_id = {d.onnx_type: d.numpy for d in DTYPES.values()}
+    if integers:
+        by_id.update(_QUANTIZED)
     if t.data_type not in by_id:
-        raise SuiteError(f"tensor {t.name!r} has ONNX data type {t.data_type}, not a float type opref knows")
+        raise SuiteError(f"tensor {t.name!r} has ONNX data type {t.data_type}, not a type opref reads here")
     dt = by_id[t.data_type]
     try:  # checked before anything is allocated: no negative, no overflowing, no 65-dim shape
         shape = boundary.shape(list(t.dims), f"tensor {t.name!r:.80} dims", max_elements=2**32)
     except boundary.BoundaryError as exc:
         raise SuiteError(str(exc)) from None
     if t.HasField("raw_data"):
-        arr = np.frombuffer(t.raw_data, dtype=dt.numpy.newbyteorder("<"))
+        if len(t.raw_data) % dt.itemsize:
+            raise SuiteError(f"tensor {t.name!r}: {len(t.raw_data)} bytes of {dt} data")
+        arr = np.frombuffer(t.raw_data, dtype=dt.newbyteorder("<"))
     else:
         from onnx import numpy_helper
 
         arr = numpy_helper.to_array(t).reshape(-1)
     if arr.size != math.prod(shape):
         raise SuiteError(f"tensor {t.name!r}: {arr.size} values for shape {list(shape)}")
-    return arr.astype(dt.numpy, copy=False).reshape(shape)  # a view where the bytes allow it
+    return arr.astype(dt, copy=False).reshape(shape)  # a view where the bytes allow it
 
 

@@ -566,5 +566,8 @@ def diagnose(p: Problem, got: np.ndarray, expected: np.ndarray) -> tuple[str, ..
 
 
 def summary(ids: Sequence[str]) -> str:
-    """A person's line for a diagnosis: the models' summaries joined."""
-    return "; or ".join(CATALOG[i].summary for i in ids if i in CATALOG)
+    """A person's line for a diagnosis: the models' summaries joined (the forms' models too)."""
+    from opref.formdiagnose import FORM_CATALOG
+
+    known = {**CATALOG, **FORM_CATALOG}
+    return "; or ".join(known[i].summary for i in ids if i in known)

@@ -1,4 +1,5 @@
-"""Known-failures files: ``runtime case-glob verdict # reason`` lines, matched against results.
+"""Known-failures files: ``runtime case-glob verdict [when=CONDITION] # reason`` lines, matched
+against results.
 
 A line matches a (runtime spec, case, verdict) when both globs match and the verdict is equal.
 A line is *stale*, and should be removed or mended, when
@@ -8,11 +9,20 @@ A line is *stale*, and should be removed or mended, when
 - its case glob matches no case of the suite (a typo, or a case renamed or dropped);
 - its runtime glob matches no runtime of the run (a misspelt runtime, or a line about a runtime
   this run did not validate: a file shared by several runs says so for each).
+
+``when=`` makes a line *platform-dependent*: a failure that depends on the machine, not a bug of
+the runtime's (e.g. int8 products that saturate on CPUs without VNNI). The condition is CPU
+feature flags as /proc/cpuinfo names them, joined by commas, each required present (``avx2``) or
+absent (``!avx512_vnni``). On a machine where the condition does not hold the line is inactive:
+it excuses nothing; and a platform-dependent line is never stale (its failure need not show on
+every machine). The report lists what such lines excuse apart from bugs.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -26,21 +36,62 @@ class Expectation:
     verdict: str
     reason: str
     line: int = 0  # where it stands in its file (0 when built in code)
+    when: tuple[str, ...] = ()  # CPU feature flags, "!flag" for absent (platform-dependent lines)
 
     @property
     def key(self) -> str:
-        return f"{self.runtime} {self.case_glob} {self.verdict}"
+        cond = f" when={','.join(self.when)}" if self.when else ""
+        return f"{self.runtime} {self.case_glob} {self.verdict}{cond}"
+
+    @property
+    def platform(self) -> bool:
+        return bool(self.when)
+
+    def active(self, flags: frozenset[str] | None = None) -> bool:
+        """Whether the line applies on this machine (``flags``: its CPU features; read here)."""
+        if not self.when:
+            return True
+        have = cpu_flags() if flags is None else flags
+        return all((f[1:] not in have) if f.startswith("!") else (f in have) for f in self.when)
 
     def matches(self, runtime: str, case: str, verdict: str) -> bool:
         return (
-            verdict == self.verdict
+            self.active()
+            and verdict == self.verdict
             and fnmatch.fnmatchcase(runtime, self.runtime)
             and fnmatch.fnmatchcase(case, self.case_glob)
         )
 
 
+_FLAG = re.compile(r"!?[a-z0-9_]{1,40}\Z")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """This machine's CPU feature flags (/proc/cpuinfo's ``flags``, ``Features`` on Arm); empty
+    where there is no such file."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _condition(text: str, where: str) -> tuple[str, ...]:
+    flags = tuple(text.removeprefix("when=").split(","))
+    if not text.startswith("when=") or not all(_FLAG.match(f) for f in flags):
+        raise ValueError(
+            f"{where}: expected 'when=FLAG[,FLAG...]' (CPU feature flags, '!flag' for absent), got {text!r}"
+        )
+    return flags
+
+
 def parse_expected(text: str, source: str = "expected file") -> list[Expectation]:
-    """Lines of ``runtime case-glob verdict # reason``; ValueError names a bad line."""
+    """Lines of ``runtime case-glob verdict [when=CONDITION] # reason``; ValueError names a bad line."""
     out = []
     known = [v.value for v in Verdict]
     for n, raw in enumerate(text.splitlines(), 1):
@@ -48,13 +99,15 @@ def parse_expected(text: str, source: str = "expected file") -> list[Expectation
         fields = line.split()
         if not fields:
             continue
-        if len(fields) != 3:
+        if len(fields) not in (3, 4):
             raise ValueError(
-                f"{source}:{n}: expected 'runtime case-glob verdict # reason', got {raw.strip()!r}"
+                f"{source}:{n}: expected 'runtime case-glob verdict [when=CONDITION] # reason', "
+                f"got {raw.strip()!r}"
             )
         if fields[2] not in known:
             raise ValueError(f"{source}:{n}: unknown verdict {fields[2]!r}; one of {known}")
-        out.append(Expectation(fields[0], fields[1], fields[2], reason.strip(), n))
+        when = _condition(fields[3], f"{source}:{n}") if len(fields) == 4 else ()
+        out.append(Expectation(fields[0], fields[1], fields[2], reason.strip(), n, when))
     return out
 
 
@@ -125,6 +178,7 @@ def stale(
         e
         for e in expectations
         if e not in used
+        and not e.platform  # a machine-dependent failure need not show on every machine
         and any(fnmatch.fnmatchcase(spec, e.runtime) for spec in specs)
         and any(fnmatch.fnmatchcase(name, e.case_glob) for name in names)
     ]

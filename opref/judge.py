@@ -18,6 +18,9 @@ from opref import diagnose as dg
 from opref import readings as rd
 from opref.dtypes import DTYPES
 from opref.errors import SpecError
+from opref.formdiagnose import FORM_CATALOG, diagnose_form
+from opref.forms import BnForm, PadForm, QdqForm
+from opref.formvalues import bn_bound, compare_quantized
 from opref.geometry import geometry
 from opref.pool import Answer
 from opref.reference import conv_transpose
@@ -89,18 +92,23 @@ def _compare(
     if got.shape != want.shape or got.dtype != want.dtype:
         return None
     rec = case.record
-    magnitude = None
+    magnitude, terms = None, rec.tolerance.max_terms
+    X, W, *rest = case.operands
+    if isinstance(rec.form, QdqForm):  # integers: spec notes section 5, quantized forms
+        geo = geometry(X.shape, W.shape, **rec.attributes, opset=rec.opset)
+        return compare_quantized(got, want, rec.form, case.operands, geo, terms)
     if not rec.tolerance.bitexact:
-        X, W, *rest = case.operands
         geo = geometry(X.shape, W.shape, **rec.attributes, opset=rec.opset, readings=readings)
         magnitude = magnitude_sum(X, W, rest[0] if rest else None, geo, max_memory=max_memory)
+        if isinstance(rec.form, BnForm):  # the normalisation's roundings: gamma_(n+8) * S_bn
+            magnitude, terms = bn_bound(rec.form, magnitude), terms + rec.form.extra_roundings
     return compare(
         got,
         want,
         DTYPES[rec.dtype],
         bitexact=rec.tolerance.bitexact,
         magnitude=magnitude,
-        terms=rec.tolerance.max_terms,
+        terms=terms,
         unit_roundoff=u,
     )
 
@@ -168,13 +176,20 @@ def _diagnosis(
     if output.size > dg.MAX_ELEMENTS:
         return ()
     rec, found = case.record, set()
+    if rec.form is not None:  # the form's own models; the node's too where the node's output is Y
+        own = diagnose_form(
+            rec.form, case.operands, rec.attributes, rec.opset, rec.dtype, rec.tolerance.bitexact, output
+        )
+        if not isinstance(rec.form, PadForm):
+            return own
+        found.update(own)
     for readings, want in bases:
         if want.size > dg.MAX_ELEMENTS:
             continue
         p = dg.problem(case.operands, rec.attributes, rec.opset, readings, bitexact=rec.tolerance.bitexact)
         if p is not None:
             found.update(dg.diagnose(p, output, want))
-    return tuple(mid for mid in dg.CATALOG if mid in found)
+    return tuple(mid for mid in (*dg.CATALOG, *FORM_CATALOG) if mid in found)
 
 
 def _max_relative(got: np.ndarray, want: np.ndarray) -> float | None:

@@ -13,6 +13,7 @@ import onnx
 from onnx import helper
 
 from opref.dtypes import dtype_of
+from opref.forms import Form, constant_names, file_x_shape, file_x_type, node_operands, read_int_tensor, wrap
 from opref.geometry import geometry
 from opref.version import __version__
 
@@ -145,6 +146,30 @@ def make_model(
     return model
 
 
+def make_form_model(
+    name: str,
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    b_shape: Sequence[int] | None,
+    attrs: Mapping[str, object],
+    dtype: str,
+    opset: int,
+    y_shape: Sequence[int],
+    form: Form,
+    constants: Mapping[str, object],
+) -> onnx.ModelProto:
+    """The model of a form with nodes around ConvTranspose (``opref.forms``): the one-node model
+    of the node (its X is ``x_shape``), W and B constant, wrapped in the form's graph.
+    ``constants`` holds W[, B] (``pad-fused``, ``bn-folded``) or W_q[, B_q] (``qdq``)."""
+    from opref.codec import tensor_proto
+
+    floats = [tensor_proto(constants[n], n) for n in ("W", "B") if n in constants]
+    if not floats:  # qdq: the float W, B are DequantizeLinear's outputs, not initializers
+        floats = [onnx.TensorProto(name=n) for n in ("W", "B")[: 1 + (b_shape is not None)]]
+    core = make_model(name, x_shape, w_shape, b_shape, attrs, dtype, opset, y_shape, initializers=floats)
+    return wrap(core, form, x_file_shape=file_x_shape(form, x_shape), constants=constants)
+
+
 def _declared(shape: Sequence[int | None], prefix: str, batch: bool, spatial: bool) -> list:
     """A shape as declared in the model: sizes, or dim_param names where symbolic."""
     dims: list = list(shape)
@@ -198,6 +223,12 @@ def check_case_model(data: bytes, record, arrays: Sequence) -> tuple[list[str], 
             f"imports opsets {domains}; the record says opset {record.opset} of the default domain, "
             'which opref spells ""'
         )
+    # --- issue 24: forms with nodes around ConvTranspose (pad-fused, bn-folded, qdq) -----------
+    # Self-contained: such a model must be byte for byte the graph opref writes for the record's
+    # form values and the model's own W/B constants (_check_form_model); the one-node checks
+    # below do not apply to it.
+    if getattr(record, "form", None) is not None:
+        return _check_form_model(data, model, record, arrays, bad)
     if len(graph.node) != 1:
         raise bad(f"has {len(graph.node)} nodes; a case model is one ConvTranspose node")
     node = graph.node[0]
@@ -291,3 +322,52 @@ def _type_text(t: onnx.TypeProto) -> str:
     if kind != "tensor_type":
         return f"a {kind or 'value of no type'}"
     return f"a tensor of element type {t.tensor_type.elem_type}"
+
+
+# --- issue 24: the check of a form's graph (self-contained; see check_case_model) ---------------
+
+
+def _check_form_model(
+    data: bytes, model: onnx.ModelProto, record, arrays: Sequence, bad
+) -> tuple[list[str], tuple]:
+    """Rebuild the model opref writes for ``record`` (its form values, its input file's shape and
+    the model's own W/B constants, each of the type and shape the record says) and require the
+    very same bytes: any other node, attribute, field, type or value is refused."""
+    from opref.codec import SuiteError, read_tensor
+
+    form = record.form
+    names = constant_names(form)
+    want = dtype_of(record.dtype).numpy
+    by_name = {t.name: t for t in model.graph.initializer}
+    constants: dict[str, object] = {}
+    for name, shape, kind in ((names[0], record.w_shape, "int8"), (names[1], record.b_shape, "int32")):
+        if shape is None:
+            continue
+        t = by_name.get(name)
+        if t is None:
+            raise bad(f"has no initializer {name!r}")
+        try:
+            arr = read_int_tensor(t, kind) if name.endswith("_q") else read_tensor(t.SerializeToString())
+        except (SuiteError, ValueError) as exc:
+            raise bad(f"initializer {name!r}: {exc}") from None
+        if tuple(arr.shape) != tuple(shape) or (name in ("W", "B") and arr.dtype != want):
+            raise bad(f"initializer {name!r} is {arr.dtype} {list(arr.shape)}, not what the record says")
+        constants[name] = arr
+    if len(arrays) != 1:
+        raise bad(f"takes one input (X), the case has {len(arrays)} input files")
+    x_file = arrays[0]
+    want_shape = file_x_shape(form, record.x_shape)
+    if x_file.dtype != file_x_type(form, record.dtype) or tuple(x_file.shape) != want_shape:
+        raise bad(f"input_0.pb holds {x_file.dtype} {list(x_file.shape)}, the form reads {list(want_shape)}")
+    try:
+        rebuilt = make_form_model(
+            record.name, record.x_shape, record.w_shape, record.b_shape, dict(record.attributes),
+            record.dtype, record.opset, record.output_shape, form, constants,
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise bad(f"cannot be rebuilt from its record: {exc}") from None
+    rebuilt.producer_version = model.producer_version  # a suite written by another opref version
+    if rebuilt.SerializeToString() != data:
+        raise bad(f"is not the {record.variant} graph opref writes for its record")
+    W, B = constants[names[0]], constants.get(names[1])
+    return [model.graph.input[0].name], node_operands(form, x_file, W, B)

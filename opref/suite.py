@@ -36,6 +36,8 @@ from opref.codec import (
 )
 from opref.dtypes import DTYPES
 from opref.errors import SpecError
+from opref.forms import FORMS, Form, FormError, QdqForm, file_x_type, parse_form
+from opref.formvalues import expected_output
 from opref.geometry import geometry, reject_ambiguities
 from opref.model import ATTRIBUTE_NAMES, check_case_model
 from opref.readings import AMBIGUITIES
@@ -180,6 +182,7 @@ class CaseRecord:
     description: str = ""
     variant: str = "inputs"  # a name from opref.cases.VARIANTS
     base_case: str = ""  # the case this is a model variant of (its own name for "inputs")
+    form: Form | None = None  # the nodes around ConvTranspose and their values (opref.forms.FORMS)
 
     @property
     def input_files(self) -> list[str]:
@@ -290,6 +293,27 @@ def parse_record(rec: object) -> CaseRecord:
     base_case = _str(rec.get("base_case", name), "base_case")
     if (base_case == name) != (variant == "inputs"):
         raise RecordError(f"base_case {base_case!r:.80} does not fit variant {variant!r}")
+    form = None
+    if variant in FORMS:
+        if geo is None or expect != "output" or ambiguities:
+            raise RecordError(f"a {variant} record must expect an output of a node without ambiguities")
+        if variant == "qdq" and dtype != "float32":
+            raise RecordError("a qdq record's node is float32 (between DequantizeLinear and QuantizeLinear)")
+        node_pads = [ax.pad_begin for ax in geo.axes] + [ax.pad_end for ax in geo.axes]
+        try:
+            form = parse_form(
+                rec.get("form"),
+                variant,
+                x_shape,
+                w_shape,
+                b_shape,
+                int(attributes.get("group", 1)),
+                node_pads,
+            )
+        except FormError as exc:
+            raise RecordError(str(exc)) from None
+    elif "form" in rec:
+        raise RecordError(f"a {variant} record has no form")
     tolerance = None
     if expect == "reject" and sorted(ambiguities) != sorted(
         reject_ambiguities(x_shape, w_shape, attributes, opset, b_shape, dtype)
@@ -325,6 +349,7 @@ def parse_record(rec: object) -> CaseRecord:
         _prose(rec.get("description", ""), "description"),
         variant,
         base_case,
+        form,
     )
 
 
@@ -380,7 +405,7 @@ class CaseData:
     expected: np.ndarray | None
 
 
-def _tensor_file(rel: str, data: bytes) -> np.ndarray:
+def _tensor_file(rel: str, data: bytes, integers: bool = False) -> np.ndarray:
     from google.protobuf.message import DecodeError
 
     t = onnx.TensorProto()
@@ -391,7 +416,7 @@ def _tensor_file(rel: str, data: bytes) -> np.ndarray:
     if t.data_location == onnx.TensorProto.EXTERNAL or t.external_data:
         raise SuiteError(f"{rel}: refers to external data; opref reads nothing outside the suite")
     try:
-        return read_tensor(data)
+        return read_tensor(data, integers)
     except (SuiteError, ValueError) as exc:
         raise SuiteError(f"{rel}: malformed ({exc})") from None
 
@@ -413,15 +438,17 @@ def read_case(suite: str | os.PathLike, record: CaseRecord, root_fd: int | None 
     finally:
         if own:
             os.close(fd)
-    arrays = [_tensor_file(rel, blobs.pop(rel)) for rel in record.input_files]
+    quantized = isinstance(record.form, QdqForm)
+    arrays = [_tensor_file(rel, blobs.pop(rel), quantized) for rel in record.input_files]
     names, operands = check_case_model(blobs["model.onnx"], record, arrays)
     expected = None
     if record.expect == "output":
-        expected = _tensor_file(OUTPUT_FILE, blobs.pop(OUTPUT_FILE))
-        if expected.dtype != DTYPES[record.dtype].numpy or expected.shape != record.output_shape:
+        expected = _tensor_file(OUTPUT_FILE, blobs.pop(OUTPUT_FILE), quantized)
+        y_type = DTYPES[record.dtype].numpy if record.form is None else file_x_type(record.form, record.dtype)
+        if expected.dtype != y_type or expected.shape != record.output_shape:
             raise SuiteError(
-                f"{OUTPUT_FILE}: {expected.dtype} {list(expected.shape)}, but the node gives "
-                f"{record.dtype} {list(record.output_shape)}"
+                f"{OUTPUT_FILE}: {expected.dtype} {list(expected.shape)}, but the case gives "
+                f"{y_type} {list(record.output_shape)}"
             )
     else:
         _check_still_invalid(record, operands)
@@ -509,7 +536,10 @@ def recompute(suite: str | os.PathLike, records: Iterable[CaseRecord]) -> dict[s
             continue
         try:
             case = read_case(suite, record)
-            want = conv_transpose(*case.operands, **record.attributes, opset=record.opset)
+            if record.form is not None:
+                want = expected_output(record.form, case.operands, record.attributes, record.opset)
+            else:
+                want = conv_transpose(*case.operands, **record.attributes, opset=record.opset)
         except (SuiteError, SpecError) as exc:
             problems[record.name] = f"cannot recompute: {exc}"
             continue

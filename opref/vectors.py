@@ -33,8 +33,10 @@ from opref.cases import VARIANTS, Case
 from opref.codec import CHECKER, DATA_SET, FORMAT, MANIFEST, SuiteError, sha256, tensor_proto
 from opref.dtypes import DTYPES, DType
 from opref.errors import SpecError
-from opref.geometry import reject_ambiguities, to_dict
-from opref.model import ir_version_for, make_model
+from opref.forms import BnForm, QdqForm
+from opref.formvalues import FormValues, bn_values, pad_values, qdq_values
+from opref.geometry import geometry, reject_ambiguities, to_dict
+from opref.model import ir_version_for, make_form_model, make_model
 from opref.outdir import staged
 from opref.reference import conv_transpose
 from opref.tolerance import magnitude_sum, max_terms
@@ -70,17 +72,23 @@ def case_inputs(case: Case) -> tuple[np.ndarray, ...]:
     rng = _rng(case)
     shapes = [case.x_shape, case.w_shape] + ([case.b_shape] if case.b_shape is not None else [])
     types = [dt, w_dt, w_dt]
+    # A bias never holds a zero element: B = [0] once hid a converter that drops a 3-D bias.
     if case.data == "random":
-        return tuple(
-            _random_grid(rng, s, t, RANDOM_BITS[t.name]) for s, t in zip(shapes, types, strict=False)
-        )
+        arrays = [_random_grid(rng, s, t, RANDOM_BITS[t.name]) for s, t in zip(shapes, types, strict=False)]
+        if len(arrays) > 2:
+            unit = 2.0 ** -(RANDOM_BITS[w_dt.name] - 3)  # the grid's step: the smallest nonzero value
+            arrays[2] = np.where(arrays[2] == 0, unit, arrays[2]).astype(w_dt.numpy)
+        return tuple(arrays)
     geo = None if case.reject else case.geometry()
     # Small integers, narrowed (smaller range, then sparser) until every partial sum fits.
     for high, density in ((3, 1.0), (2, 1.0), (1, 1.0), (1, 0.5), (1, 0.25), (1, 0.1), (1, 0.03)):
         arrays = []
-        for s, t in zip(shapes, types, strict=False):
-            vals = rng.randint(-high, high + 1, size=s).astype(np.float64)
-            vals *= rng.random_sample(s) < density
+        for k, (s, t) in enumerate(zip(shapes, types, strict=False)):
+            if k == 2:  # the bias: 1..high with a random sign, never 0
+                vals = rng.randint(1, high + 1, size=s) * np.where(rng.randint(0, 2, size=s) == 1, 1.0, -1.0)
+            else:
+                vals = rng.randint(-high, high + 1, size=s).astype(np.float64)
+                vals *= rng.random_sample(s) < density
             arrays.append(vals.astype(t.numpy))
         if geo is None:
             return tuple(arrays)
@@ -163,7 +171,11 @@ def build_case(case: Case) -> tuple[dict[str, bytes], dict]:
     weights, W and B are in the model and ``input_0.pb`` (X) is its only input file.
     """
     variant = VARIANTS[case.variant]
+    if case.prepared is not None:
+        return _form_case(case, ())
     inputs, outcome, output = _values(replace(case, name=case.base_case, variant="inputs"))
+    if variant.wrapped:
+        return _form_case(case, inputs)
     attrs = case.attributes
     record: dict = {
         "name": case.name,
@@ -207,6 +219,71 @@ def build_case(case: Case) -> tuple[dict[str, bytes], dict]:
     files["model.onnx"] = model.SerializeToString()
     for i, (name, arr) in enumerate(named[: len(named) - len(constants)]):
         files[f"{DATA_SET}/input_{i}.pb"] = tensor_proto(arr, name).SerializeToString()
+    record["files"] = {path: sha256(data) for path, data in sorted(files.items())}
+    return files, record
+
+
+def _form_values(case: Case, inputs: tuple[np.ndarray, ...]) -> FormValues:
+    if isinstance(case.prepared, FormValues):
+        return case.prepared
+    if case.variant == "pad-fused":
+        return pad_values(case.name, inputs, case.attributes, case.opset)
+    if case.variant == "bn-folded":
+        return bn_values(case.name, inputs, case.attributes, case.opset)
+    return qdq_values(case.name, case.x_shape, case.w_shape, case.bias, case.attributes, case.opset)
+
+
+def _form_case(case: Case, inputs: tuple[np.ndarray, ...]) -> tuple[dict[str, bytes], dict]:
+    """A form with nodes around ConvTranspose (``opref.forms``): the case's inputs (``pad-fused``,
+    ``bn-folded``) or quantized data of its shapes (``qdq``), in the form's graph, with the form's
+    values in the record and its own expected output."""
+    fv = _form_values(case, inputs)
+    X, W, *rest = fv.operands
+    B = rest[0] if rest else None
+    geo = geometry(X.shape, W.shape, **case.attributes, opset=case.opset)
+    dt = DTYPES[case.dtype]
+    S = magnitude_sum(X, W, B, geo)
+    integral = all(np.array_equal(a, np.round(a.astype(np.float64))) for a in fv.operands)
+    if isinstance(fv.form, QdqForm):
+        bitexact = fv.form.exact
+    else:
+        bitexact = not isinstance(fv.form, BnForm) and integral and S.max(initial=0.0) <= dt.exact_limit
+    record: dict = {
+        "name": case.name,
+        "family": case.family,
+        "dtype": case.dtype,
+        "opset": case.opset,
+        "ir_version": ir_version_for(case.opset),
+        "x_shape": list(X.shape),
+        "w_shape": list(case.w_shape),
+        "b_shape": None if case.b_shape is None else list(case.b_shape),
+        "attributes": case.attributes,
+        "data": case.data,
+        "features": list(case.features),
+        "description": case.description,
+        "variant": case.variant,
+        "base_case": case.base_case,
+        "expect": "output",
+        "geometry": to_dict(geo),
+        "ambiguities": [],
+        "form": fv.form.to_dict(),
+        "tolerance": {
+            "unit_roundoff": dt.unit_roundoff,
+            "max_terms": max_terms(geo, B is not None),
+            "max_magnitude_sum": float(S.max(initial=0.0)),
+            "bitexact": bool(bitexact),
+        },
+    }
+    model = make_form_model(
+        case.name, X.shape, case.w_shape, case.b_shape, case.attributes, case.dtype, case.opset,
+        geo.output_shape, fv.form, fv.constants,
+    )
+    files = {
+        "model.onnx": model.SerializeToString(),
+        f"{DATA_SET}/input_0.pb": tensor_proto(fv.x_file, "X_q" if isinstance(fv.form, QdqForm) else "X")
+        .SerializeToString(),
+        f"{DATA_SET}/output_0.pb": tensor_proto(fv.expected, "Y").SerializeToString(),
+    }
     record["files"] = {path: sha256(data) for path, data in sorted(files.items())}
     return files, record
 

@@ -16,6 +16,7 @@ import pytest
 from opref import cases as cs
 from opref import codec as cx
 from opref import vectors as vx
+from opref.expectations import cpu_flags, parse_expected, stale
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = "py:fake_runtimes:make"
@@ -313,3 +314,67 @@ def test_verify_recompute_finds_a_wrong_expected_output(tmp_path):
     # the index of the first difference in plain ints (flat 3 of Y's shape), no numpy reprs
     first = [int(i) for i in np.unravel_index(3, y.shape)]
     assert f"first at {first}: file {float(y.flat[3])!r}" in run.stdout and "np." not in run.stdout
+
+
+# --- platform-dependent known failures (issue 24) ----------------------------------------------------------
+
+
+def test_a_known_failure_line_can_depend_on_cpu_features():
+    lines = parse_expected(
+        "ort:cpu *__qdq fail-values when=!avx512_vnni,!avx_vnni # saturates without VNNI\n"
+        "openvino *__pad-fused fail-shape # a bug\n"
+    )
+    platform, bug = lines
+    assert platform.platform and not bug.platform
+    assert platform.key.endswith("when=!avx512_vnni,!avx_vnni")
+    assert platform.active(frozenset({"avx2"})) and not platform.active(frozenset({"avx2", "avx_vnni"}))
+    assert bug.active(frozenset())
+    # A machine-dependent line is never stale: the failure need not show on every machine.
+    assert stale([platform, bug], [], ["ort:cpu", "openvino"], ["a__qdq", "a__pad-fused"]) == [bug]
+    for bad in ("when=", "when=avx 2", "if=avx2", "when=AVX2"):
+        with pytest.raises(ValueError, match="when="):
+            parse_expected(f"ort:cpu * fail-values {bad} # x")
+
+
+def test_cpu_flags_are_read_from_proc_cpuinfo():
+    if not Path("/proc/cpuinfo").exists():
+        assert cpu_flags() == frozenset()
+        return
+    text = Path("/proc/cpuinfo").read_text()
+    line = next((x for x in text.splitlines() if x.split(":")[0].strip() in ("flags", "Features")), None)
+    assert cpu_flags() == (frozenset(line.split(":", 1)[1].split()) if line else frozenset())
+
+
+def test_the_report_shows_platform_dependent_failures_apart_from_bugs():
+    from opref.report import aggregate, markdown
+
+    base = {"runtime": "ort:cpu", "dtype": "float32", "opset": 22, "attributes": {}, "reproduce": "x"}
+    records = [
+        {
+            **base,
+            "case": "a__qdq",
+            "verdict": "fail-values",
+            "expected_by": "ort:cpu *__qdq fail-values when=!avx_vnni",
+            "expected_reason": "saturates",
+        },
+        {
+            **base,
+            "case": "b__qdq",
+            "verdict": "fail-values",
+            "expected_by": "ort:cpu b* fail-values",
+            "expected_reason": "a bug",
+        },
+    ]
+    results = {
+        "runtimes": [{"spec": "ort:cpu", "available": True, "name": "onnxruntime", "version": "1"}],
+        "records": records,
+        "suite": "",
+        "started": "",
+        "machine": {},
+    }
+    data = aggregate([results]).data
+    assert data["platform_dependent_count"] == 1
+    rows = {f["case"]: f["platform"] for f in data["failures"]}
+    assert rows == {"a__qdq": "!avx_vnni", "b__qdq": ""}
+    text = markdown(aggregate([results]))
+    assert "platform-dependent (when !avx_vnni: saturates)" in text and "known (a bug)" in text

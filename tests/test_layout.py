@@ -15,12 +15,12 @@ PACKAGE = ROOT / "opref"
 # The floors, lowest first. A module may import from its own floor or any below it, never above.
 FLOORS: dict[int, tuple[str, ...]] = {
     1: ("readings", "dtypes", "verdicts", "errors", "version", "limits", "escape"),
-    2: ("geometry", "boundary", "model", "codec", "outdir", "reaper", "runtimes"),
-    3: ("catalog", "cases", "phases", "reference", "direct", "frameworks", "tolerance"),
+    2: ("geometry", "boundary", "model", "forms", "codec", "outdir", "reaper", "runtimes"),
+    3: ("catalog", "cases", "phases", "reference", "direct", "frameworks", "tolerance", "formvalues"),
     4: ("vectors",),
     5: ("protocol", "suite"),
-    6: ("pool", "worker", "judge", "expectations", "diagnose"),
-    7: ("validate", "fuzz", "tensors", "gpu", "bench", "bench_shapes", "progress"),
+    6: ("pool", "worker", "judge", "expectations", "diagnose", "formdiagnose"),
+    7: ("validate", "fuzz", "tensors", "gpu", "bench", "bench_shapes", "progress", "quantize"),
     8: ("report", "bugreport", "conformance"),
     9: ("cli", "__main__"),
 }

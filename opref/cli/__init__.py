@@ -14,6 +14,7 @@ from opref.cli.commands import (
     cmd_diff,
     cmd_fuzz,
     cmd_generate,
+    cmd_quantize,
     cmd_report,
     cmd_validate,
     cmd_verify,
@@ -72,6 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser(
+        "quantize",
+        help="quantize float32 cases with onnxruntime's quantize_static (QDQ) into a suite of qdq cases",
+    )
+    p.add_argument("--out", required=True, help="the suite directory (replaced atomically)")
+    p.add_argument("--suite", choices=["default", "full"], default="default")
+    p.add_argument("--only", action="append", metavar="GLOB", help="keep only cases whose name matches")
+    p.add_argument(
+        "--mode",
+        action="append",
+        choices=["per-tensor", "per-channel"],
+        help="quantization modes (default both)",
+    )
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("validate", help="run runtimes over a suite and give each case a verdict")
     p.add_argument("vectors", help="a suite directory (opref generate's output, e.g. vectors/)")

@@ -58,6 +58,43 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from opref.cases import catalog
+    from opref.quantize import MODES, quantized_cases
+    from opref.vectors import generate
+
+    modes = args.mode or list(MODES)
+    try:
+        cases, failures, version = quantized_cases(catalog(args.suite, only=args.only), modes)
+    except ImportError as exc:
+        print(f"opref: error: onnxruntime.quantization is not importable: {exc}", file=sys.stderr)
+        return 2
+    for f in failures:
+        print(f"TOOL FAILURE (quantizer, not a runtime verdict): {f.case} {f.mode}: {f.message[:300]}")
+    if not cases:
+        print("opref: error: no case was quantized", file=sys.stderr)
+        return 1
+    parameters = {
+        "suite": args.suite,
+        "only": args.only,
+        "variants": ["qdq"],
+        "quantizer": {
+            "tool": "onnxruntime.quantization.quantize_static",
+            "version": version,
+            "modes": modes,
+            "failures": [f.to_dict() for f in failures],
+        },
+    }
+    try:
+        summary = generate(args.out, cases, parameters)
+    except OSError as exc:
+        print(f"opref: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(summary.line())
+    print(f"{len(failures)} tool failures (listed in the manifest's parameters.quantizer.failures)")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 

@@ -22,7 +22,9 @@ def variant_markdown(d: dict) -> list[str]:
     lines = ["## Where the form of the model changes the answer", ""]
     lines += [
         "The same case as different model forms (`" + "`, `".join(VARIANTS) + "`; README, "
-        '"Model variants"): same inputs, same expected output.',
+        '"Model variants"): same inputs, same expected output; the forms with nodes around '
+        "ConvTranspose (" + ", ".join(f"`{v}`" for v, x in VARIANTS.items() if x.wrapped) + ") feed it "
+        "through them, each with its own expected output and bound.",
         "",
     ]
     rows = []
@@ -151,15 +153,18 @@ def _summary(d: dict) -> list[str]:
 
 def _failures(d: dict) -> list[str]:
     lines = ["## Normative failures", ""]
+    if d.get("platform_dependent_count"):
+        lines += [
+            f"{d['platform_dependent_count']} of them depend on the machine (known-failures lines with "
+            "`when=`, CPU features): platform-dependent, not bugs of the runtime.",
+            "",
+        ]
     if not d["failures"]:
         lines += ["None.", ""]
     else:
         rows = [
             [
-                Md(
-                    ("**unexpected** " if f["unexpected"] else f"known ({_text(f['known_reason'])}) ")
-                    + f["verdict"]
-                ),
+                Md(_known(f) + f["verdict"]),
                 f["runtime"],
                 f["case"],
                 f["attributes"],
@@ -358,6 +363,14 @@ def runtime_row_lines(d: dict) -> list[str]:
         "",
         *_table(["runtime", "version", "pass", "unexpected", "known", "other"], rows),
     ]
+
+
+def _known(f: dict) -> Md:
+    if f["unexpected"]:
+        return Md("**unexpected** ")
+    if f.get("platform"):
+        return Md(f"platform-dependent (when {_text(f['platform'])}: {_text(f['known_reason'])}) ")
+    return Md(f"known ({_text(f['known_reason'])}) ")
 
 
 def _first_difference(f: dict) -> str:

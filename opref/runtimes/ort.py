@@ -50,6 +50,19 @@ _UNSUPPORTED_MARKERS = (
 )
 
 
+# ``?graph_optimization_level=``: onnxruntime's graph optimisation levels (its default is "all").
+# Graph optimisers fold neighbours into ConvTranspose (issue 24), so each level is its own runtime.
+GRAPH_OPTIMIZATION_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "layout": "ORT_ENABLE_LAYOUT",
+    "all": "ORT_ENABLE_ALL",
+}
+# Options this adapter applies to the session, not to the provider.
+SESSION_OPTIONS = frozenset({"graph_optimization_level"})
+
+
 def provider_name(alias: str) -> str:
     return PROVIDER_ALIASES.get(alias.lower(), alias)
 
@@ -62,6 +75,7 @@ class OrtAdapter:
         self.library = self.options.pop("library", "")
         self.plugin = self.options.pop("plugin", "")
         self.device_type = self.options.pop("ep_device", "").upper()
+        self.optimization = self.options.pop("graph_optimization_level", "")
         self._ep_devices = None  # plugin providers: the OrtEpDevice objects the session uses
         if self.provider == "CUDAExecutionProvider":
             self.options.setdefault("use_tf32", "0")  # fp32 must be fp32 unless asked otherwise
@@ -81,6 +95,15 @@ class OrtAdapter:
             "build_providers": available,
             "device": ort.get_device(),
         }
+        if self.optimization:
+            level = GRAPH_OPTIMIZATION_LEVELS.get(self.optimization, "")
+            details["graph_optimization_level"] = level
+            if not hasattr(ort.GraphOptimizationLevel, level):
+                return RuntimeInfo(
+                    self.spec, "onnxruntime", ort.__version__, False,
+                    f"onnxruntime {ort.__version__} has no optimization level {level or self.optimization}",
+                    details,
+                )
         if self.library or self.plugin:
             return self._probe_plugin(ort, details)
         if self.provider not in available:
@@ -156,6 +179,10 @@ class OrtAdapter:
     def _session_options(self, profile_dir: str | None):
         so = self._ort.SessionOptions()
         so.log_severity_level = 4
+        if self.optimization:
+            so.graph_optimization_level = getattr(
+                self._ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION_LEVELS[self.optimization]
+            )
         if self.provider != "CPUExecutionProvider":
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         if profile_dir:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 
-from opref.runtimes.ort import PROVIDER_ALIASES, provider_name
+from opref.runtimes.ort import GRAPH_OPTIMIZATION_LEVELS, PROVIDER_ALIASES, SESSION_OPTIONS, provider_name
 
 PROVIDERS = frozenset(
     {
@@ -89,6 +89,12 @@ OPTIONS: dict[str, frozenset[str]] = {
 def check(spec: str, provider: str, options: dict[str, str]) -> str | None:
     """Why an ``ort:`` spec cannot be right (a usage error), or None."""
     name = provider_name(provider)
+    level = options.get("graph_optimization_level")
+    if level is not None and level not in GRAPH_OPTIMIZATION_LEVELS:
+        return (
+            f"{spec!r}: graph_optimization_level={level!r} is not one of {list(GRAPH_OPTIMIZATION_LEVELS)}"
+        )
+    options = {k: v for k, v in options.items() if k not in SESSION_OPTIONS}
     plugin = bool(ADAPTER_OPTIONS & set(options))
     if name not in PROVIDERS and not plugin:
         close = difflib.get_close_matches(name, sorted(PROVIDERS), n=1, cutoff=0.6)

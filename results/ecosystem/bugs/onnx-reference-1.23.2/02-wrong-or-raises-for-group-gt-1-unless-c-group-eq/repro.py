@@ -50,7 +50,7 @@ INPUTS = {
             [3, -2],
         ],
     ], dtype=np.float32),
-    'B': np.array([-1, 1, -3, 3], dtype=np.float32),
+    'B': np.array([3, -1, 1, -3], dtype=np.float32),
 }
 
 INITIALIZERS = {
@@ -63,10 +63,10 @@ ANSWERS = [
         "the spec (opref's default reading)",
         np.array([
             [
-                [-3, -7, 0, -4, -3, -1],
-                [3, 5, 1, 3, 2, 1],
-                [1, 9, 6, -6, -10, -18],
-                [15, 5, 0, 15, -12, -2],
+                [1, -3, 4, 0, 1, 3],
+                [1, 3, -1, 1, 0, -1],
+                [5, 13, 10, -2, -6, -14],
+                [9, -1, -6, 9, -18, -8],
             ],
         ], dtype=np.float32),
         None,

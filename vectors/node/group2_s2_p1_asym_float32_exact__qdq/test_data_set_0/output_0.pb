@@ -1,0 +1,1 @@
+BYJ €uªˆLŒ`¦}¨owt©*´Î‹r¹ˆ”qÚ€¶roŸj{n—}Z®sho/óénƒ‚f•¼Ï;U²pœmˆT­WiN¹sQvW®¥YwT;y|BXªc_…ÈX['½hvlˆpºidxk¡©´E@›mfC·¾l£Œƒ¶dSy–µpµ£«ª¨[eŠk¨q»›—~³†„{ÖiµaŽ_~r—w{xfÃDZ/Z´|”†4„©b‘’e““cŸl}x],*±axk|{pˆ·šw¬X¬©Bsª]ªyJ£•l›^“…€XŽŠ¥±Žjž§o^¾‹j¿ÐÂ¸~|­uŠoU¸ œ}„t¨›Twµ¤¶h ˆcHVªg&X—t]”‰:F‘m¹„f”=‚~Ž

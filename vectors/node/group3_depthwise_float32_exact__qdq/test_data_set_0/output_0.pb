@@ -1,0 +1,1 @@
+	BYJ69‡s’dTˆ{v8;„†ž™\^T†®t‰lmnY¤°ˆpYTRZoksstcov{c]y`[=—m†

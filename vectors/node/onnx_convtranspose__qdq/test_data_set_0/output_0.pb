@@ -1,0 +1,1 @@
+BYJ2†m‘pnt¹`‚žMÏgcpZ´S†”z«yv†vŽk‡‹ 1Ëfx†”*½oe½9«q„‚q‰|
