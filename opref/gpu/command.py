@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from opref.cases import VARIANTS
 from opref.gpu.common import (
     CONFIGURATIONS,
     DEFAULT_BUDGET_S,
@@ -166,6 +167,12 @@ def validate_configuration(
         argv += ["--expected", expected]
     for glob in only:
         argv += ["--only", glob]
+    # The forms with nodes around ConvTranspose (Pad, BatchNormalization, QDQ) are graph
+    # contexts, judged on the CPU runtimes by the main job; the GPU check measures the CUDA
+    # kernels of the one-node forms within its fifteen minutes.
+    for name, variant in VARIANTS.items():
+        if not variant.wrapped:
+            argv += ["--variant", name]
     # The log waits beside OUT: opref validate writes only into a directory it wrote itself, and
     # replaces it whole (a stale results.json cannot pass for this run's).
     log = out.parent / f"{out.name}.validate.log"
