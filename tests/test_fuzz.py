@@ -114,8 +114,14 @@ def test_the_cli_writes_a_suite_that_replays_reports_and_reproduces_the_seed(fuz
     out = tmp_path / "out"
     argv = ["fuzz", "--runtime", f"{FAKE}?mode=drop-bias", "--examples", str(EXAMPLES)]
     assert main([*argv, "--seed", str(SEED), "--out", str(out)]) == 1
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "fail-values" in printed and "opref validate" in printed
+    # Progress off a terminal: plain lines on stderr naming the runtime, the examples run of the
+    # budget and the failures so far (this one fails on every example with a bias).
+    progress = [ln for ln in captured.err.splitlines() if ln.startswith(f"{FAKE}?mode=drop-bias: ")]
+    assert progress and "\r" not in captured.err, captured.err
+    assert f"/{EXAMPLES} examples" in progress[-1] and "failing" in progress[-1], progress
     manifest = read_manifest(out / "vectors")
     assert not manifest.problems and manifest.records
     for record in manifest.records.values():
