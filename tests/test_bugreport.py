@@ -458,3 +458,28 @@ def test_the_report_links_each_cluster_to_its_bug_report_and_keeps_them(crashes,
         assert f"[repro.py]({repro})" in row and "crashed" in row
         assert f'<a href="{issue}">ISSUE.md</a>' in page and f'<a href="{repro}">repro.py</a>' in page
     assert "[bugs/index.md](bugs/index.md)" in md and '<a href="bugs/index.md">' in page
+
+
+def test_outside_text_in_a_repro_stays_text(crashes, tmp_path):
+    """A runtime's name, version and message reach repro.py's docstring; a results file from
+    elsewhere may say anything there. Nothing of it may become code that `python repro.py` runs."""
+    import ast
+
+    suite, result = crashes
+    hostile = '1.0"""\nopen("PWNED", "w").write("x")\n"""\\'
+    result = json.loads(json.dumps(result))
+    for rt in result["runtimes"]:
+        rt["version"], rt["name"] = hostile, 'fake\n# """\nimport os'
+    for rec in result["records"]:
+        rec["message"] = 'boom """\nopen("PWNED", "w")\n"""'
+    (tmp_path / "results.json").write_text(json.dumps(result))
+    reports = write_bug_reports(tmp_path / "results.json", tmp_path / "bugs", suite=suite)
+    assert reports
+    for r in reports:
+        tree = ast.parse((tmp_path / "bugs" / r.directory / "repro.py").read_text())
+        doc = ast.get_docstring(tree)
+        assert "PWNED" in doc or "1.0" in doc, doc
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "open"]
+        assert not calls, r.directory
+        imports = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert "os" in imports and imports.count("os") == 1, imports

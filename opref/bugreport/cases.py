@@ -3,6 +3,7 @@ its tensors as literals, its model as onnx.helper calls, and what a right answer
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -126,7 +127,10 @@ def model_code(model: onnx.ModelProto) -> str:
         kwargs, empty = [], []
         for attr in node.attribute:
             value = _attribute_value(attr)
-            if isinstance(value, list) and not value:
+            if not attr.name.isidentifier() or keyword.iskeyword(attr.name):
+                # a name from the model that is not a keyword argument: passed as a string
+                empty.append(f"helper.make_attribute({attr.name!r}, {value!r})")
+            elif isinstance(value, list) and not value:
                 empty.append(
                     f"helper.make_attribute({attr.name!r}, [], "
                     f"attr_type=AttributeProto.{_ATTR_TYPES[attr.type]})"

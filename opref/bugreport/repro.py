@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from opref import boundary
 from opref.bugreport.cases import _np_array, model_code, right_answers
 from opref.bugreport.issue import BugReport
 from opref.suite import CaseData
@@ -145,6 +147,15 @@ if __name__ == "__main__":
 '''
 
 
+def _inert(text: object) -> str:
+    """Outside text (a runtime's name and version, a title from its message, a case name, a
+    suite's reject message) for a line of the script's docstring or a comment: one line, no
+    backslash, no run of three double quotes, no control character, so that it cannot end the docstring or
+    the comment and become code that ``python repro.py`` runs."""
+    plain = boundary.text(str(text), "repro text", cap=400)
+    return re.sub(r'"{3,}', lambda m: "'" * len(m[0]), " ".join(plain.split()).replace("\\", "/"))
+
+
 def _indent(code: str, spaces: int) -> str:
     pad = " " * spaces
     return "\n".join((pad + line) if line else "" for line in code.splitlines()).lstrip()
@@ -173,17 +184,17 @@ def repro_script(
     )
     must_reject = case.record.expect == "reject"
     return _REPRO.format(
-        title=report.title,
-        runtime=f"{rt.get('name', '')} {rt.get('version', '')}".strip(),
-        spec=f"opref runtime spec `{report.runtime}`",
-        packages=packages,
+        title=_inert(report.title),
+        runtime=_inert(f"{rt.get('name', '')} {rt.get('version', '')}".strip()),
+        spec=_inert(f"opref runtime spec `{report.runtime}`"),
+        packages=_inert(packages),
         exit2="" if runner is not None else " (2: fill in run() first)",
-        case=rec["case"],
+        case=_inert(rec["case"]),
         count=cluster["count"],
         opref_version=__version__,
         imports="import ml_dtypes  # bfloat16 for numpy (an onnx dependency)\n" if needs_ml_dtypes else "",
         must_reject_note=(
-            f"The spec makes this model invalid: {case.record.reject_message}"
+            _inert(f"The spec makes this model invalid: {case.record.reject_message}")
             if must_reject
             else "A valid model: the runtime must return the output below."
         ),
