@@ -236,3 +236,18 @@ def test_reproduce_commands_run_from_the_report_directory(tmp_path, monkeypatch)
     )
     assert spec_from("ort:cpu", "results/ecosystem") == "ort:cpu"
     assert spec_from("ort:cpu@/usr/bin/python3", "r") == "ort:cpu@/usr/bin/python3"
+
+
+def test_a_pair_twice_in_one_file_or_a_listed_failure_without_its_record_is_never_green(results):
+    # The passing record first, then the failing one (a hand-merged file): the failure stays.
+    failing = next(r for r in results["records"] if r["verdict"] == "fail-values")
+    passing = {**failing, "verdict": "pass", "message": ""}
+    doubled = {**results, "records": [passing, *results["records"]]}
+    data = aggregate([doubled]).data
+    kept = [r for r in data["records"] if (r["runtime"], r["case"]) == (failing["runtime"], failing["case"])]
+    assert [r["verdict"] for r in kept] == ["fail-values"] and data["exit_code"] == 1
+    assert any("a second record" in n for n in data["notes"])
+    # The run listed failures as unexpected; their records were cut out of the file.
+    cut = {**results, "records": [r for r in results["records"] if r["verdict"] != "fail-values"]}
+    data = aggregate([cut]).data
+    assert data["exit_code"] == 1 and any("its record is missing" in n for n in data["notes"])

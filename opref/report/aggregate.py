@@ -72,13 +72,20 @@ def aggregate(
             runtimes.setdefault(rt["spec"], rt)
         for rec in res["records"]:
             key = (rec["runtime"], rec["case"])
-            if key not in seen:
-                seen.add(key)
-                spec = rec["runtime"] if out is None else spec_from(rec["runtime"], out)
-                again = reproduce_command(suite, spec, rec["case"]) if suite else rec["reproduce"]
-                records.append({**rec, "reproduce": again})
-                if rec.get("tensors"):
-                    records[-1]["tensors_root"] = tensors_root
+            if key in seen:
+                # One file holding a pair twice is not what opref writes: never green, and a
+                # failing record is never hidden behind a passing one.
+                notes.append(f"{rec['runtime']} {rec['case']}: a second record of the pair; the worse kept")
+                at = next(i for i, r in enumerate(records) if (r["runtime"], r["case"]) == key)
+                if Verdict(rec["verdict"]) in NORMATIVE_FAILURES:
+                    records[at] = {**rec, "reproduce": records[at]["reproduce"]}
+                continue
+            seen.add(key)
+            spec = rec["runtime"] if out is None else spec_from(rec["runtime"], out)
+            again = reproduce_command(suite, spec, rec["case"]) if suite else rec["reproduce"]
+            records.append({**rec, "reproduce": again})
+            if rec.get("tensors"):
+                records[-1]["tensors_root"] = tensors_root
     records.sort(key=lambda r: (r["runtime"], r["case"]))
     matrix = {spec: {v.value: 0 for v in ORDER} for spec in runtimes}
     for rec in records:
@@ -88,6 +95,8 @@ def aggregate(
     # unexpected. A results file whose 'unexpected' list is missing or was trimmed (a report.json
     # passed as results, a hand edit) cannot turn a failure green.
     unexpected = {(u["runtime"], u["case"]) for res in results for u in res.get("unexpected", [])}
+    for runtime, case in sorted(unexpected - seen):
+        notes.append(f"{runtime} {case}: listed as an unexpected failure, but its record is missing")
     unexpected |= {
         (rec["runtime"], rec["case"])
         for rec in records
