@@ -104,3 +104,32 @@ def test_report_refuses_two_runs_of_one_runtime_instead_of_dropping_one(runs, tm
     assert ok.returncode == 0, ok.stderr
     held = [len(json.loads((runs / n / "results.json").read_text())["records"]) for n in ("good", "bad")]
     assert len(json.loads((tmp_path / "r2/report.json").read_text())["records"]) == sum(held)
+
+
+def test_what_new_does_not_show_is_never_a_green_diff(runs):
+    """Found in review: each of these exited 0 although NEW may hold a new failure."""
+    good = load_results([runs / "good"])[0]
+    bad = load_results([runs / "bad"])[0]
+    failing = _failing(runs / "bad")
+    # NEW interrupted: its failing pairs are missing, not unchanged
+    cut = {**good, "complete": False, "missing": [{"runtime": GOOD, "case": c} for c in sorted(failing)]}
+    cut["records"] = [r for r in good["records"] if r["case"] not in failing]
+    d = diff([good], [cut])
+    assert d["exit_code"] == 1 and any("incomplete" in n for n in d["notes"])
+    # failing cases that only NEW holds
+    d = diff([{**good, "records": [r for r in good["records"] if r["case"] not in failing]}], [bad])
+    assert d["counts"]["newly_failing"] == 0 and d["exit_code"] == 1, d["notes"]
+    # two runtimes a side, the buggy one renamed in NEW: nothing of it pairs
+    both = load_results([runs / "both"])[0]
+    renamed = json.loads(json.dumps(both))
+    for r in renamed["records"]:
+        r["runtime"] = r["runtime"].replace("shift-pad", "shift-pad&x=1")
+    for rt in renamed["runtimes"]:
+        rt["spec"] = rt["spec"].replace("shift-pad", "shift-pad&x=1")
+    d = diff([both], [renamed])
+    assert d["unpaired_new"] and d["exit_code"] == 1 and any("pairs with no OLD" in n for n in d["notes"])
+    # every case renamed: nothing in common
+    moved = json.loads(json.dumps(good))
+    for r in moved["records"]:
+        r["case"] += "_x"
+    assert diff([good], [moved])["exit_code"] == 1

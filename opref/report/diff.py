@@ -91,7 +91,8 @@ def _kind(before: dict, after: dict) -> str | None:
 
 def diff(old: Sequence[object], new: Sequence[object]) -> dict:
     """The comparison of two sides (each a list of results.json dicts); see the module's text.
-    ``exit_code`` is 1 when anything newly fails."""
+    ``exit_code`` is 1 when anything newly fails, and when the comparison cannot say so (notes:
+    records left out, an incomplete side, failures NEW alone holds, nothing in common)."""
     notes: list[str] = []
     sides = []
     for label, side in (("OLD", old), ("NEW", new)):
@@ -111,6 +112,7 @@ def diff(old: Sequence[object], new: Sequence[object]) -> dict:
     groups: dict[str, dict[tuple, list[dict]]] = {k: defaultdict(list) for k in KINDS}
     counts = dict.fromkeys((*KINDS, "unchanged", "only_old", "only_new"), 0)
     only: dict[str, list[str]] = {"only_old": [], "only_new": []}
+    fresh: list[str] = []  # failing cases NEW holds and OLD does not
     for a, b in pairs:
         olds, news = before[a], after[b]
         for case in sorted(set(olds) | set(news)):
@@ -121,6 +123,8 @@ def diff(old: Sequence[object], new: Sequence[object]) -> dict:
             if case not in olds:
                 counts["only_new"] += 1
                 only["only_new"].append(f"{b} {case}")
+                if _failing(news[case]):
+                    fresh.append(f"{b} {case}")
                 continue
             was, now = olds[case], news[case]
             kind = _kind(was, now)
@@ -154,6 +158,21 @@ def diff(old: Sequence[object], new: Sequence[object]) -> dict:
         ]
         for kind, per in groups.items()
     }
+    # What NEW does not show cannot be called unchanged: an incomplete run, failures on cases or
+    # runtimes OLD never had, and two sides with nothing in common never give a green diff.
+    for label, side in (("OLD", old), ("NEW", new)):
+        for res in side:
+            if not res.get("complete", True) or res.get("missing"):
+                notes.append(f"{label}: an incomplete run ({len(res.get('missing') or [])} pairs missing)")
+    if fresh:
+        notes.append(f"{len(fresh)} failing cases only in NEW, e.g. {fresh[0]}")
+    unpaired = sorted(set(after) - paired_new)
+    for spec in unpaired:
+        failing = sum(1 for rec in after[spec].values() if _failing(rec))
+        if failing:
+            notes.append(f"NEW runtime {spec} pairs with no OLD runtime and has {failing} failures")
+    if before and after and not any(case in after[b] for a, b in pairs for case in before[a]):
+        notes.append("OLD and NEW have no (runtime, case) in common: nothing was compared")
     return {
         "old": [res.get("suite", "") for res in old],
         "new": [res.get("suite", "") for res in new],
@@ -167,7 +186,7 @@ def diff(old: Sequence[object], new: Sequence[object]) -> dict:
             for a, b in pairs
         ],
         "unpaired_old": sorted(set(before) - paired_old),
-        "unpaired_new": sorted(set(after) - paired_new),
+        "unpaired_new": unpaired,
         "counts": counts,
         "changes": changes,
         "only": only,
