@@ -37,10 +37,12 @@ class Expectation:
     reason: str
     line: int = 0  # where it stands in its file (0 when built in code)
     when: tuple[str, ...] = ()  # CPU feature flags, "!flag" for absent (platform-dependent lines)
+    because: tuple[str, ...] = ()  # bug models (opref.diagnose ids): one must explain the failure
 
     @property
     def key(self) -> str:
         cond = f" when={','.join(self.when)}" if self.when else ""
+        cond += f" because={','.join(self.because)}" if self.because else ""
         return f"{self.runtime} {self.case_glob} {self.verdict}{cond}"
 
     @property
@@ -52,11 +54,16 @@ class Expectation:
         if not self.when:
             return True
         have = cpu_flags() if flags is None else flags
+        if not have:  # flags unknown here (no /proc/cpuinfo): the condition cannot be shown to hold
+            return False
         return all((f[1:] not in have) if f.startswith("!") else (f in have) for f in self.when)
 
-    def matches(self, runtime: str, case: str, verdict: str) -> bool:
+    def matches(self, runtime: str, case: str, verdict: str, diagnosis: Iterable[str] = ()) -> bool:
+        """``diagnosis``: the bug models opref found to reproduce the failure; a line with
+        ``because=`` excuses only a failure one of its models explains."""
         return (
             self.active()
+            and (not self.because or bool(set(self.because) & set(diagnosis)))
             and verdict == self.verdict
             and fnmatch.fnmatchcase(runtime, self.runtime)
             and fnmatch.fnmatchcase(case, self.case_glob)
@@ -90,8 +97,21 @@ def _condition(text: str, where: str) -> tuple[str, ...]:
     return flags
 
 
+def _because(text: str, where: str) -> tuple[str, ...]:
+    from opref.diagnose import CATALOG
+    from opref.formdiagnose import FORM_CATALOG
+
+    models = tuple(text.removeprefix("because=").split(","))
+    unknown = [m for m in models if m not in CATALOG and m not in FORM_CATALOG]
+    if unknown or not models:
+        named = ", ".join(unknown) or "(none)"
+        raise ValueError(f"{where}: 'because=' names bug models of opref.diagnose; unknown: {named}")
+    return models
+
+
 def parse_expected(text: str, source: str = "expected file") -> list[Expectation]:
-    """Lines of ``runtime case-glob verdict [when=CONDITION] # reason``; ValueError names a bad line."""
+    """Lines of ``runtime case-glob verdict [when=CONDITION] [because=MODEL,...] # reason``;
+    ValueError names a bad line."""
     out = []
     known = [v.value for v in Verdict]
     for n, raw in enumerate(text.splitlines(), 1):
@@ -99,15 +119,23 @@ def parse_expected(text: str, source: str = "expected file") -> list[Expectation
         fields = line.split()
         if not fields:
             continue
-        if len(fields) not in (3, 4):
+        if len(fields) not in (3, 4, 5):
             raise ValueError(
-                f"{source}:{n}: expected 'runtime case-glob verdict [when=CONDITION] # reason', "
-                f"got {raw.strip()!r}"
+                f"{source}:{n}: expected 'runtime case-glob verdict [when=CONDITION] [because=MODEL] "
+                f"# reason', got {raw.strip()!r}"
             )
         if fields[2] not in known:
             raise ValueError(f"{source}:{n}: unknown verdict {fields[2]!r}; one of {known}")
-        when = _condition(fields[3], f"{source}:{n}") if len(fields) == 4 else ()
-        out.append(Expectation(fields[0], fields[1], fields[2], reason.strip(), n, when))
+        when: tuple[str, ...] = ()
+        because: tuple[str, ...] = ()
+        for extra in fields[3:]:
+            if extra.startswith("because=") and not because:
+                because = _because(extra, f"{source}:{n}")
+            elif not when:
+                when = _condition(extra, f"{source}:{n}")
+            else:
+                raise ValueError(f"{source}:{n}: 'when=' and 'because=' at most once each, got {extra!r}")
+        out.append(Expectation(fields[0], fields[1], fields[2], reason.strip(), n, when, because))
     return out
 
 
@@ -128,10 +156,16 @@ def read_expected(path: str) -> list[Expectation]:
 
 
 def expectation_for(
-    expectations: Sequence[Expectation], runtime: str, case: str, verdict: str
+    expectations: Sequence[Expectation],
+    runtime: str,
+    case: str,
+    verdict: str,
+    diagnosis: Iterable[str] = (),
 ) -> Expectation | None:
-    """The first line that lists this failure, or None."""
-    return next((e for e in expectations if e.matches(runtime, case, verdict)), None)
+    """The first line that lists this failure (with ``diagnosis``, the bug models that explain
+    it, for ``because=`` lines), or None."""
+    found = tuple(diagnosis)
+    return next((e for e in expectations if e.matches(runtime, case, verdict, found)), None)
 
 
 NOW_PASSES = "now passes"

@@ -259,7 +259,11 @@ def _take(
     entry["cases"] += 1
     result.records.append(record)
     if Verdict(record["verdict"]) in NORMATIVE_FAILURES:
-        hit = None if record.get("opref_fault") else expectation_for(expected, spec, name, record["verdict"])
+        hit = (
+            None
+            if record.get("opref_fault")
+            else expectation_for(expected, spec, name, record["verdict"], record.get("diagnosis") or ())
+        )
         if hit:
             record["expected_by"] = hit.key
             record["expected_reason"] = hit.reason

@@ -16,7 +16,7 @@ import pytest
 from opref import cases as cs
 from opref import codec as cx
 from opref import vectors as vx
-from opref.expectations import cpu_flags, parse_expected, stale
+from opref.expectations import cpu_flags, expectation_for, parse_expected, stale
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = "py:fake_runtimes:make"
@@ -329,6 +329,8 @@ def test_a_known_failure_line_can_depend_on_cpu_features():
     assert platform.key.endswith("when=!avx512_vnni,!avx_vnni")
     assert platform.active(frozenset({"avx2"})) and not platform.active(frozenset({"avx2", "avx_vnni"}))
     assert bug.active(frozenset())
+    # Flags that cannot be read (no /proc/cpuinfo) show no condition to hold: nothing excused.
+    assert not platform.active(frozenset())
     # A machine-dependent line is never stale: the failure need not show on every machine.
     assert stale([platform, bug], [], ["ort:cpu", "openvino"], ["a__qdq", "a__pad-fused"]) == [bug]
     for bad in ("when=", "when=avx 2", "if=avx2", "when=AVX2"):
@@ -378,3 +380,21 @@ def test_the_report_shows_platform_dependent_failures_apart_from_bugs():
     assert rows == {"a__qdq": "!avx_vnni", "b__qdq": ""}
     text = markdown(aggregate([results]))
     assert "platform-dependent (when !avx_vnni: saturates)" in text and "known (a bug)" in text
+
+
+def test_a_because_line_excuses_only_the_failure_its_bug_model_explains():
+    """The qdq zero-point bug's line must not hide another failure on the same cases (review)."""
+    lines = parse_expected(
+        "openvino *__qdq fail-values because=qdq-zero-point-before-rounding # the rounding bug\n"
+        "openvino *__qdq fail-values when=!avx512_vnni # saturation\n"
+    )
+    bug, platform = lines
+    assert bug.key.endswith("because=qdq-zero-point-before-rounding")
+    explained = ["qdq-zero-point-before-rounding"]
+    assert expectation_for(lines, "openvino", "a__qdq", "fail-values", explained) == bug
+    # the same verdict unexplained: not the bug's line; only the platform line where it applies
+    got = expectation_for(lines, "openvino", "a__qdq", "fail-values", [])
+    assert got is (platform if platform.active() else None)
+    for bad in ("because=", "because=no-such-model", "because=qdq-zero-point-before-rounding,nope"):
+        with pytest.raises(ValueError, match="because="):
+            parse_expected(f"openvino * fail-values {bad} # x")

@@ -24,7 +24,7 @@ def test_case(opref_case, opref_data, opref_runners, opref_suite, opref_expected
     if group is Group.SKIPPED:
         pytest.skip(detail)
     if group is Group.NORMATIVE:
-        known = expectation_for(opref_expected, spec, name, judgement.verdict)
+        known = expectation_for(opref_expected, spec, name, judgement.verdict, judgement.diagnosis)
         if known:
             pytest.xfail(f"known: {known.reason or known.case_glob} ({detail})")
         pytest.fail(detail, pytrace=False)
