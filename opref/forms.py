@@ -225,7 +225,7 @@ def parse_form(
         if set(obj) != fields:
             raise FormError(f"form has the fields {sorted(obj)}")
         qt = obj["quant_type"]
-        if qt not in QUANT_TYPES:
+        if not isinstance(qt, str) or qt not in QUANT_TYPES:
             raise FormError(f"form.quant_type must be one of {list(QUANT_TYPES)}")
         _, _, low, high = QUANT_TYPES[qt]
         per_channel = _flag(obj["per_channel"], "per_channel")

@@ -184,7 +184,8 @@ def test_the_committed_suite_covers_every_quantized_configuration_the_issue_asks
 
 
 def _qdq_one(exact: bool, zero_point: int) -> tuple[QdqForm, tuple, object]:
-    form = QdqForm("int8", False, 1.0, 0, (1.0,), (), 2.0, zero_point, exact, 6)
+    # exact: power-of-two scales; otherwise x_scale 0.625 (X = 5.0 is still the integer 8)
+    form = QdqForm("int8", False, 1.0 if exact else 0.625, 0, (1.0,), (), 2.0, zero_point, exact, 6)
     X = np.array([[[5.0]]])  # y = 5, v = 2.5: an exact tie
     W = np.array([[[1.0]]])
     return form, (X, W), geometry(X.shape, W.shape)
@@ -198,6 +199,17 @@ def test_an_exact_tie_must_round_half_to_even_before_the_zero_point():
         got = np.array([[[wrong]]], dtype=np.int8)
         cmp = compare_quantized(got, want, form, operands, geo, 1)
         assert not cmp.ok and cmp.mismatches == 1 and cmp.got_at_first == wrong
+
+
+def test_exactness_is_the_datas_not_the_manifests():
+    """Review: a manifest saying ``exact: false`` of power-of-two data must not buy an off-by-one
+    at an exact tie (the zero-point rounding bug would pass)."""
+    exact_form, operands, geo = _qdq_one(exact=True, zero_point=1)
+    from dataclasses import replace
+
+    lying = replace(exact_form, exact=False)
+    want = np.array([[[3]]], dtype=np.int8)
+    assert not compare_quantized(np.array([[[4]]], dtype=np.int8), want, lying, operands, geo, 1).ok
 
 
 def test_off_by_one_is_allowed_only_within_the_accumulated_bound_of_a_tie():
@@ -283,6 +295,8 @@ def test_a_form_record_that_lies_about_its_values_is_refused(suite):
     qdq = next(r for r in raw["cases"] if r["variant"] == "qdq")
     with pytest.raises(sx.RecordError, match="y_zero_point"):
         sx.parse_record({**qdq, "form": {**qdq["form"], "y_zero_point": 300}})
+    with pytest.raises(sx.RecordError, match="quant_type"):  # not a string: no TypeError
+        sx.parse_record({**qdq, "form": {**qdq["form"], "quant_type": ["int8"]}})
 
 
 def test_the_pad_fold_bug_model_recognises_a_runtime_that_folds_ignoring_the_stride(suite):
