@@ -101,3 +101,18 @@ def test_strict_fails_a_known_failure_that_now_passes_and_names_stale_lines(env,
     strict.assert_outcomes(passed=1, failed=1)
     strict.stdout.fnmatch_lines(["*known failure now passes*line 1*"])
     assert strict.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_strict_fails_on_a_stale_line_alone_also_under_xdist(env, tmp_path):
+    """Review: under -n (the README's recipe) the controller collected nothing, so a line that
+    matches no case was neither printed nor failed the run."""
+    suite = tmp_path / "v"
+    vx.generate(suite, cs.catalog(only=["seed_basic"]), {})
+    known = tmp_path / "known.txt"
+    known.write_text(f"{FAKE} group9_* error # no such case\n")
+    args = ["--pyargs", "opref.conformance", "-p", "no:cacheprovider", "--opref-vectors", str(suite)]
+    args += ["--opref-runtime", FAKE, "--opref-expected", str(known), "--opref-strict"]
+    for extra in ([], ["-n", "2"]):
+        run = env.runpytest_subprocess(*args, *extra)
+        run.stdout.fnmatch_lines(["*STALE expectation line 1*group9_* error*matches no case of the suite*"])
+        assert run.ret == 1, (extra, run.stdout.str()[-2000:])
