@@ -16,7 +16,7 @@ from pathlib import Path
 from opref.cases import VARIANTS
 from opref.escape import visible
 from opref.readings import AMBIGUITIES
-from opref.report.vocabulary import CLUSTER_COLUMNS, MAX_LISTED, short_label, variant_of
+from opref.report.vocabulary import CLUSTER_COLUMNS, ERROR_COLUMNS, MAX_LISTED, short_label, variant_of
 from opref.verdicts import GROUP, ORDER, Group, Verdict
 
 _CSS = """
@@ -457,16 +457,7 @@ def error_stats_html(d: dict) -> str:
     ]
     if not rows:
         return ""
-    header = [
-        "runtime",
-        "case",
-        "cluster",
-        "max abs",
-        "max rel",
-        "max ULP",
-        "max fraction of bound",
-        "mismatches",
-    ]
+    header = list(ERROR_COLUMNS)
     return "<h2>Error statistics (failing comparisons)</h2>" + _table(header, rows[:MAX_LISTED], "errors")
 
 

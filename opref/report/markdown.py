@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from opref.cases import VARIANTS
 from opref.escape import visible
 from opref.readings import AMBIGUITIES
-from opref.report.vocabulary import CLUSTER_COLUMNS, MAX_LISTED, Report
+from opref.report.vocabulary import CLUSTER_COLUMNS, ERROR_COLUMNS, MAX_LISTED, Report
 from opref.verdicts import ORDER
 
 
@@ -452,16 +452,7 @@ def error_stat_lines(d: dict) -> list[str]:
         "## Error statistics (failing comparisons)",
         "",
         *_table(
-            [
-                "runtime",
-                "case",
-                "cluster",
-                "max abs",
-                "max rel",
-                "max ULP",
-                "max fraction of bound",
-                "mismatches",
-            ],
+            list(ERROR_COLUMNS),
             rows[:MAX_LISTED],
         ),
     ]

@@ -12,6 +12,17 @@ from opref.cases import VARIANT_SEPARATOR, VARIANTS
 SCHEMA = 1
 MAX_LISTED = 200  # failure rows in index.md; report.json has them all
 # The columns of the failure-cluster table, in Markdown and HTML alike.
+# The columns of the error statistics of failing comparisons (Markdown and HTML).
+ERROR_COLUMNS = (
+    "runtime",
+    "case",
+    "cluster",
+    "max abs",
+    "max rel",
+    "max ULP",
+    "max fraction of bound",
+    "mismatches",
+)
 CLUSTER_COLUMNS = (
     "#",
     "runtime",
