@@ -162,6 +162,26 @@ def _values(base: Case) -> tuple[tuple[np.ndarray, ...], dict, bytes | None]:
     )
 
 
+def _identity(case: Case, x_shape) -> dict:
+    """The fields of a manifest record that say which case it is (every form has them)."""
+    return {
+        "name": case.name,
+        "family": case.family,
+        "dtype": case.dtype,
+        "opset": case.opset,
+        "ir_version": ir_version_for(case.opset),
+        "x_shape": list(x_shape),
+        "w_shape": list(case.w_shape),
+        "b_shape": None if case.b_shape is None else list(case.b_shape),
+        "attributes": case.attributes,
+        "data": case.data,
+        "features": list(case.features),
+        "description": case.description,
+        "variant": case.variant,
+        "base_case": case.base_case,
+    }
+
+
 def build_case(case: Case) -> tuple[dict[str, bytes], dict]:
     """The files of one case (relative path -> bytes) and its manifest record.
 
@@ -177,23 +197,7 @@ def build_case(case: Case) -> tuple[dict[str, bytes], dict]:
     if variant.wrapped:
         return _form_case(case, inputs)
     attrs = case.attributes
-    record: dict = {
-        "name": case.name,
-        "family": case.family,
-        "dtype": case.dtype,
-        "opset": case.opset,
-        "ir_version": ir_version_for(case.opset),
-        "x_shape": list(case.x_shape),
-        "w_shape": list(case.w_shape),
-        "b_shape": None if case.b_shape is None else list(case.b_shape),
-        "attributes": attrs,
-        "data": case.data,
-        "features": list(case.features),
-        "description": case.description,
-        "variant": case.variant,
-        "base_case": case.base_case,
-        **outcome,
-    }
+    record: dict = {**_identity(case, case.x_shape), **outcome}
     files: dict[str, bytes] = {}
     if output is None:
         y_shape = [None] * len(case.x_shape)  # no output shape exists for an invalid node
@@ -249,20 +253,7 @@ def _form_case(case: Case, inputs: tuple[np.ndarray, ...]) -> tuple[dict[str, by
     else:
         bitexact = not isinstance(fv.form, BnForm) and integral and S.max(initial=0.0) <= dt.exact_limit
     record: dict = {
-        "name": case.name,
-        "family": case.family,
-        "dtype": case.dtype,
-        "opset": case.opset,
-        "ir_version": ir_version_for(case.opset),
-        "x_shape": list(X.shape),
-        "w_shape": list(case.w_shape),
-        "b_shape": None if case.b_shape is None else list(case.b_shape),
-        "attributes": case.attributes,
-        "data": case.data,
-        "features": list(case.features),
-        "description": case.description,
-        "variant": case.variant,
-        "base_case": case.base_case,
+        **_identity(case, X.shape),
         "expect": "output",
         "geometry": to_dict(geo),
         "ambiguities": [],
